@@ -1,0 +1,94 @@
+/**
+ * The one narrow interface every engine implements: build a model from (IR, weights), run it
+ * forward in inference or training mode, take training steps, and read/write weights and
+ * optimizer state as `Float32Array`s in the project's layout (NHWC, conv `[kh,kw,cin,cout]`,
+ * dense `[in,out]`). Layout conversion, kernels and any engine quirk stay behind this interface.
+ */
+import type { Graph, Weights } from '../ir/types.ts';
+
+/** A batch of examples, NHWC (or [N, F] for flat inputs), row-major. */
+export interface Batch {
+  /** Input values, length N * prod(inputShape). */
+  x: Float32Array;
+  /** Number of examples N. */
+  n: number;
+  /** Class labels, length N (only for training and loss). */
+  labels?: Int32Array;
+}
+
+/**
+ * Optimizer settings. Semantics are PyTorch's (`torch.optim.Adam` / `torch.optim.SGD`):
+ * weight decay is L2 added to the gradient (`g += weightDecay * p`), Adam uses bias correction,
+ * SGD momentum is `buf = momentum * buf + g` (dampening 0), Nesterov optional.
+ */
+export type OptimizerConfig =
+  | { kind: 'adam'; lr: number; beta1?: number; beta2?: number; epsilon?: number; weightDecay?: number }
+  | { kind: 'sgd'; lr: number; momentum?: number; nesterov?: boolean; weightDecay?: number };
+
+/**
+ * Optimizer state in the project's layout, so transforms can map it (new entries zero).
+ * Adam: slots `m` (first moment, `exp_avg`) and `v` (second moment, `exp_avg_sq`), and `step`.
+ * SGD: slot `momentum` (`momentum_buffer`); `step` counts steps taken.
+ * Each slot maps a trainable weight name (`conv1/kernel`) to a tensor of that weight's shape.
+ */
+export interface OptimizerState {
+  kind: 'adam' | 'sgd';
+  step: number;
+  slots: Record<string, Weights>;
+}
+
+export interface StepResult {
+  /** Mean softmax cross-entropy over the batch, before the update. */
+  loss: number;
+  /** Examples whose argmax logit equals the label, before the update. */
+  correct: number;
+}
+
+export interface ForwardOptions {
+  /**
+   * Training mode: batch norm uses batch statistics and dropout is active. A plain forward call
+   * never updates batch-norm moving statistics; only `trainStep` does.
+   */
+  training: boolean;
+}
+
+/** A network built on one engine. Not safe for concurrent calls. */
+export interface EngineModel {
+  readonly graph: Graph;
+  /** Logits, row-major [N, K]. */
+  forward(batch: Batch, opts: ForwardOptions): Promise<Float32Array>;
+  /**
+   * Mean cross-entropy loss and the gradient of every trainable weight (training mode, no
+   * update, moving statistics untouched). For conformance tests and analysis.
+   */
+  gradients(batch: Batch): Promise<{ loss: number; grads: Weights }>;
+  /** Sets the optimizer, optionally with carried-over state (e.g. mapped through a transform). */
+  setOptimizer(config: OptimizerConfig, state?: OptimizerState): void;
+  /** Changes the learning rate without touching optimizer state (lr drops). */
+  setLearningRate(lr: number): void;
+  /** One step: training-mode forward, loss, backward, optimizer update, BN moving-stat update. */
+  trainStep(batch: Batch): Promise<StepResult>;
+  /** Loss and correct count in inference mode (validation). */
+  evaluate(batch: Batch): Promise<StepResult>;
+  getWeights(): Promise<Weights>;
+  setWeights(weights: Weights): Promise<void>;
+  getOptimizerState(): Promise<OptimizerState | undefined>;
+  dispose(): void;
+}
+
+export interface BuildOptions {
+  /** Seed for dropout masks. */
+  seed?: number;
+  /** Device for engines that have several ('cpu', 'cuda'). */
+  device?: string;
+  /** Intra-op threads, where the engine lets us choose. */
+  threads?: number;
+}
+
+export interface Engine {
+  /** 'tfjs' or 'torch'. */
+  readonly name: string;
+  /** Human description, e.g. 'tfjs 4.22.0 (wasm)' or 'libtorch 1.13.1 (cpu)'. */
+  readonly description: string;
+  build(graph: Graph, weights: Weights, opts?: BuildOptions): Promise<EngineModel>;
+}

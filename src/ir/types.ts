@@ -1,0 +1,86 @@
+/**
+ * The graph IR: a DAG of typed nodes, NHWC, one example's shapes (no batch axis).
+ *
+ * Parameter layout (Keras / TensorFlow.js): conv2d kernel `[kh, kw, cin, cout]`, dense kernel
+ * `[in, out]`. Weights live outside the graph, keyed `<node>/<param>` (see `params.ts`).
+ */
+
+/** Spatial padding: 'same' / 'valid' as in TensorFlow, or explicit [top, bottom, left, right]. */
+export type Padding = 'same' | 'valid' | [number, number, number, number];
+
+export type ActivationFn = 'relu' | 'relu6' | 'leakyRelu' | 'elu' | 'tanh' | 'sigmoid' | 'gelu';
+
+interface NodeBase {
+  /** Unique name; also the prefix of the node's weight tensors. */
+  name: string;
+  /** Names of the nodes this node reads, in order. */
+  inputs: string[];
+}
+
+export interface InputNode extends NodeBase { kind: 'input'; /** [H, W, C] or [F]. */ shape: number[] }
+export interface Conv2dNode extends NodeBase {
+  kind: 'conv2d';
+  filters: number;
+  kernelSize: [number, number];
+  strides: [number, number];
+  padding: Padding;
+  useBias: boolean;
+}
+export interface DenseNode extends NodeBase { kind: 'dense'; units: number; useBias: boolean }
+/**
+ * Batch norm over the channel (last) axis. `momentum` follows Keras:
+ * moving = momentum * moving + (1 - momentum) * batch (0.9 here equals PyTorch's 0.1).
+ * The moving variance is updated with the unbiased batch variance, as PyTorch does;
+ * normalisation uses the biased one.
+ */
+export interface BatchNormNode extends NodeBase { kind: 'batchNorm'; epsilon: number; momentum: number }
+export interface ActivationNode extends NodeBase {
+  kind: 'activation';
+  fn: ActivationFn;
+  /** Slope for leakyRelu (default 0.01). */
+  alpha?: number;
+}
+export interface PoolNode extends NodeBase {
+  kind: 'maxPool' | 'avgPool';
+  poolSize: [number, number];
+  strides: [number, number];
+  /** Explicit padding pads max pooling with -inf; average pooling counts only real cells. */
+  padding: Padding;
+}
+export interface GlobalAvgPoolNode extends NodeBase { kind: 'globalAvgPool' }
+/** Flattens [H, W, C] to [H*W*C] in NHWC order: channel c at (h, w) is index (h*W + w)*C + c. */
+export interface FlattenNode extends NodeBase { kind: 'flatten' }
+export interface AddNode extends NodeBase { kind: 'add' }
+/** Concatenates along the channel (last) axis. */
+export interface ConcatNode extends NodeBase { kind: 'concat' }
+export interface DropoutNode extends NodeBase { kind: 'dropout'; rate: number }
+
+export type Node =
+  | InputNode | Conv2dNode | DenseNode | BatchNormNode | ActivationNode | PoolNode
+  | GlobalAvgPoolNode | FlattenNode | AddNode | ConcatNode | DropoutNode;
+
+export type NodeKind = Node['kind'];
+export type NodeOf<K extends NodeKind> = Extract<Node, { kind: K }>;
+
+export interface Graph {
+  format: 'r2r-graph';
+  version: 1;
+  /** Optional human name, e.g. "resnet-cifar18(0.125)". */
+  name?: string;
+  /** Nodes in topological order (validated). */
+  nodes: Node[];
+  /** The node whose output is the logits. */
+  output: string;
+}
+
+/** A dense float32 tensor, row-major. */
+export interface Tensor { shape: number[]; data: Float32Array }
+
+/** Weights keyed `<node>/<param>`, e.g. `conv1/kernel`, `bn1/movingMean`. */
+export type Weights = Record<string, Tensor>;
+
+export const NODE_KINDS: readonly NodeKind[] = [
+  'input', 'conv2d', 'dense', 'batchNorm', 'activation', 'maxPool', 'avgPool',
+  'globalAvgPool', 'flatten', 'add', 'concat', 'dropout',
+];
+export const ACTIVATION_FNS: readonly ActivationFn[] = ['relu', 'relu6', 'leakyRelu', 'elu', 'tanh', 'sigmoid', 'gelu'];
