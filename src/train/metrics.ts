@@ -1,0 +1,67 @@
+/**
+ * The records a training run writes to `metrics.jsonl`, one JSON object a line, and the run's
+ * `run.json`. Reports read these; keep fields additive.
+ */
+
+/** FLOPs convention, stated once: a training step costs 3x the forward multiply-adds (forward + backward). */
+export const TRAIN_FLOPS_PER_FORWARD_MAC = 3;
+
+/** One line per epoch. */
+export interface EpochRecord {
+  type: 'epoch';
+  /** 1-based epoch just finished. */
+  epoch: number;
+  /** Optimizer steps taken so far in the run. */
+  step: number;
+  lr: number;
+  trainLoss: number;
+  trainAcc: number;
+  valLoss: number;
+  valAcc: number;
+  /** Cumulative training FLOPs (multiply-adds x TRAIN_FLOPS_PER_FORWARD_MAC x examples). */
+  flops: number;
+  /** Forward multiply-adds per example of the current architecture. */
+  macsPerExample: number;
+  params: number;
+  /** `architectureId(graph)` of the current architecture. */
+  arch: string;
+  /** Wall seconds since the run started (excluding time before a resume). */
+  wallSeconds: number;
+}
+
+/** One line per transform applied during the run (at the start of `epoch` + 1). */
+export interface TransformRecord {
+  type: 'transform';
+  /** Epochs completed when the transform happened (0 = before any training of the student). */
+  epoch: number;
+  step: number;
+  transform: 'widen' | 'deepen' | 'kernel';
+  method: string;
+  /** Spec as written in the schedule, e.g. 'widen@25:r2r:1.5'. */
+  spec: string;
+  valAccBefore: number;
+  valAccAfter: number;
+  valLossBefore: number;
+  valLossAfter: number;
+  paramsBefore: number;
+  paramsAfter: number;
+  archBefore: string;
+  archAfter: string;
+  /** Cumulative FLOPs at the transform. */
+  flops: number;
+}
+
+export type MetricsRecord = EpochRecord | TransformRecord;
+
+/** `run.json`: what a run was, so a report can show its configuration. */
+export interface RunInfo {
+  name: string;
+  suite?: string;
+  /** The run's full configuration (model, optimizer, schedule, data, seed, ...). */
+  config: Record<string, unknown>;
+  engine: string;
+  startedAt: string;
+  finishedAt?: string;
+  status: 'running' | 'completed' | 'failed';
+  error?: string;
+}
