@@ -74,6 +74,27 @@ export interface EngineModel {
   setWeights(weights: Weights): Promise<void>;
   getOptimizerState(): Promise<OptimizerState | undefined>;
   dispose(): void;
+
+  /**
+   * Optional fast path (engines that can hold data natively): keep a dataset in engine memory so
+   * a whole epoch runs without crossing into JS for every batch. The trainer falls back to
+   * `trainStep`/`evaluate` loops when these are absent; results must be the same either way.
+   */
+  uploadDataset?(x: Float32Array, labels: Int32Array, n: number): Promise<DatasetHandle>;
+  /** Trains on `order` (indices into the dataset) in consecutive batches of `batchSize` (last one may be smaller). */
+  trainEpoch?(data: DatasetHandle, order: Int32Array, batchSize: number, onProgress?: (batchesDone: number, meanLoss: number) => void): Promise<EpochResult>;
+  /** Inference-mode loss and accuracy over the whole dataset. */
+  evaluateDataset?(data: DatasetHandle, batchSize: number): Promise<EpochResult>;
+}
+
+export interface DatasetHandle { readonly n: number; release(): void }
+
+export interface EpochResult {
+  /** Mean loss over examples. */
+  loss: number;
+  correct: number;
+  examples: number;
+  steps: number;
 }
 
 export interface BuildOptions {
