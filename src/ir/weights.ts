@@ -7,7 +7,7 @@ import type { Graph, Tensor, Weights } from './types.ts';
 
 export function tensor(shape: number[], data?: Float32Array | number[]): Tensor {
   const n = sizeOf(shape);
-  const d = data instanceof Float32Array ? data : new Float32Array(data ?? n);
+  const d = data instanceof Float32Array ? data : data ? Float32Array.from(data) : new Float32Array(n);
   if (d.length !== n) throw new InvalidWeightsError(`tensor: shape ${shapeToString(shape)} needs ${n} values, got ${d.length}`);
   return { shape: [...shape], data: d };
 }

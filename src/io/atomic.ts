@@ -1,0 +1,57 @@
+/**
+ * Atomic writes: write to a temporary sibling, fsync, then rename over the target, so a crash or
+ * a failed run never leaves a half-written file or checkpoint behind.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+function tmpSibling(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = tmpSibling(path);
+  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      let off = 0;
+      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+      fsyncSync(fd);
+    } finally { closeSync(fd); }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * Builds a directory under a temporary name with `fill(tmpDir)` and then swaps it into place.
+ * An existing directory at `path` is replaced only after the new one is complete.
+ */
+export function writeDirAtomic(path: string, fill: (tmpDir: string) => void): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = tmpSibling(path);
+  const old = `${tmp}.old`;
+  mkdirSync(tmp, { recursive: true });
+  try {
+    fill(tmp);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  // rename() cannot replace a non-empty directory: move the old one aside first, then drop it.
+  const had = existsSync(path);
+  if (had) renameSync(path, old);
+  try {
+    renameSync(tmp, path);
+  } catch (e) {
+    if (had) renameSync(old, path);
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  if (had) rmSync(old, { recursive: true, force: true });
+}
