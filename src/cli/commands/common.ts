@@ -1,0 +1,61 @@
+/** Flags and helpers shared by commands: model source (zoo or checkpoint), engine choice, output. */
+import { Option } from '@commander-js/extra-typings';
+import { UsageError } from '../../errors.ts';
+import { loadCheckpoint } from '../../io/checkpoint.ts';
+import type { Graph, Weights } from '../../ir/types.ts';
+import { initWeights } from '../../ir/weights.ts';
+import { ZOO, zooModel } from '../../models/zoo.ts';
+import { Rng } from '../../rng.ts';
+import { ENGINE_NAMES } from '../../engines/registry.ts';
+
+export const engineOption = () =>
+  new Option('--engine <name>', 'engine: auto prefers the native libtorch engine, else TensorFlow.js').choices(ENGINE_NAMES).default('auto' as const);
+
+export const modelOption = () => new Option('--model <name>', `zoo model: ${ZOO.map((z) => z.name).join(', ')}`);
+export const widthOption = () => new Option('--width <r>', 'width multiplier (ResNetCifar: r, e.g. 0.125)').argParser(parseNumber('--width'));
+export const checkpointOption = () => new Option('--checkpoint <dir>', 'load graph and weights from a checkpoint directory');
+export const seedOption = () => new Option('--seed <n>', 'random seed').argParser(parseInteger('--seed')).default(0);
+
+export function parseNumber(flag: string) {
+  return (v: string): number => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isFinite(x)) throw new UsageError(`${flag}: expected a number, got '${v}'`);
+    return x;
+  };
+}
+export function parseInteger(flag: string) {
+  return (v: string): number => {
+    const x = Number(v);
+    if (!Number.isInteger(x)) throw new UsageError(`${flag}: expected an integer, got '${v}'`);
+    return x;
+  };
+}
+
+/**
+ * The network a command works on: a checkpoint, or a zoo model with seeded weights. Zoo weights get
+ * non-trivial batch-norm statistics so exactness checks cannot pass on identity batch norms.
+ */
+export function loadModel(o: { model?: string; width?: number; checkpoint?: string; seed?: number }): { graph: Graph; weights: Weights; source: string } {
+  if (o.checkpoint && o.model) throw new UsageError('give either --model or --checkpoint, not both');
+  if (o.checkpoint) {
+    const c = loadCheckpoint(o.checkpoint);
+    return { graph: c.graph, weights: c.weights, source: o.checkpoint };
+  }
+  if (!o.model) throw new UsageError(`give --model NAME (one of ${ZOO.map((z) => z.name).join(', ')}) or --checkpoint DIR`);
+  const graph = zooModel(o.model, { width: o.width });
+  const weights = initWeights(graph, new Rng(o.seed ?? 0), { randomBatchNorm: true });
+  return { graph, weights, source: graph.name ?? o.model };
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** A plain text table with right-aligned numeric columns. */
+export function formatTable(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US') : c)))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)));
+  const numeric = headers.map((_, i) => rows.every((r) => typeof r[i] === 'number'));
+  const line = (r: (string | number)[]) => r.map((c, i) => (numeric[i] ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}

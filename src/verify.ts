@@ -1,0 +1,83 @@
+/**
+ * The exactness check: run teacher and student on the same batch, in inference and in training
+ * mode, and measure max |Δ| of the logits and the relative error max |Δ| / max |teacher logits|.
+ */
+import type { Engine } from './engines/engine.ts';
+import { analyzeGraph, countParams } from './ir/graph.ts';
+import { sizeOf } from './ir/shapes.ts';
+import type { Graph, Weights } from './ir/types.ts';
+import { compareLogits } from './reference/compare.ts';
+import type { Rng } from './rng.ts';
+import { applyTransform, type TransformResult, type TransformSpec } from './transforms/index.ts';
+
+/** Relative error above which a method that SPEC calls exact fails verification. */
+export const EXACT_TOLERANCE = 1e-5;
+
+export type Mode = 'inference' | 'training';
+
+export interface VerifyModeResult {
+  transform: string;
+  method: string;
+  mode: Mode;
+  maxAbsDiff: number;
+  relDiff: number;
+  maxAbsLogit: number;
+  paramsBefore: number;
+  paramsAfter: number;
+  /** Whether SPEC calls this method exact in this mode. */
+  exactExpected: boolean;
+  /** exactExpected implies relDiff <= tolerance. */
+  pass: boolean;
+  engine: string;
+}
+
+export interface VerifyOutcome {
+  results: VerifyModeResult[];
+  student: TransformResult;
+  /** The input batch and the logits of both networks per mode, for re-checking elsewhere. */
+  batch: { x: Float32Array; n: number; shape: number[] };
+  logits: Record<Mode, { teacher: Float32Array; student: Float32Array }>;
+}
+
+/** A standard-normal batch for the graph's input shape. */
+export function randomBatch(inputShape: number[], n: number, rng: Rng): Float32Array {
+  const x = new Float32Array(n * sizeOf(inputShape));
+  for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+  return x;
+}
+
+export async function verifyTransform(
+  engine: Engine, graph: Graph, weights: Weights, spec: TransformSpec,
+  opts: { batchSize?: number; rng: Rng; tolerance?: number },
+): Promise<VerifyOutcome> {
+  const tol = opts.tolerance ?? EXACT_TOLERANCE;
+  const student = applyTransform(graph, weights, spec);
+  const { inputShape } = analyzeGraph(graph);
+  const n = opts.batchSize ?? 32;
+  const x = randomBatch(inputShape, n, opts.rng);
+  const t = await engine.build(graph, weights);
+  const s = await engine.build(student.graph, student.weights);
+  const results: VerifyModeResult[] = [];
+  const logits = {} as VerifyOutcome['logits'];
+  try {
+    for (const mode of ['inference', 'training'] as const) {
+      const training = mode === 'training';
+      const a = await t.forward({ x, n }, { training });
+      const b = await s.forward({ x, n }, { training });
+      logits[mode] = { teacher: a, student: b };
+      const { maxAbsDiff, relDiff } = compareLogits(a, b);
+      let maxAbsLogit = 0;
+      for (const v of a) maxAbsLogit = Math.max(maxAbsLogit, Math.abs(v));
+      const exactExpected = student.report.exact[mode];
+      results.push({
+        transform: spec.transform, method: student.report.method, mode, maxAbsDiff, relDiff, maxAbsLogit,
+        paramsBefore: countParams(graph), paramsAfter: countParams(student.graph),
+        exactExpected, pass: !exactExpected || relDiff <= tol, engine: engine.description,
+      });
+    }
+  } finally {
+    t.dispose();
+    s.dispose();
+  }
+  return { results, student, batch: { x, n, shape: [n, ...inputShape] }, logits };
+}
