@@ -1,0 +1,201 @@
+/**
+ * Deepening (SPEC section 3): insert new blocks after a volume x, by R2DeeperR
+ * (deepen_r2r.ts), Net2DeeperNet (deepen_net2net.ts) or random padding (deepen_random.ts).
+ * This file picks the insertion points, splices each method's block into the graph (every
+ * consumer of x reads the block's output instead) and writes the report and tensor maps.
+ *
+ * Stages, found generically: a stage is the set of volumes of one shape ([H, W, C] or [F]) that
+ * holds a shape-preserving conv/dense (the layers a block repeats); its end is the last node of
+ * that shape in topological order. In ResNetCifar that is the last ReLU of each residual stream
+ * (the input of the next stage's first block, or of global pooling), with or without shortcuts;
+ * the stem (7x7 conv, input shape differs from output shape) is no stage.
+ */
+import { TransformError } from '../errors.ts';
+import { analyzeGraph, countParams, type GraphInfo } from '../ir/graph.ts';
+import { shapeToString } from '../ir/shapes.ts';
+import type { Graph, Node, Weights } from '../ir/types.ts';
+import { cloneWeights, validateWeights } from '../ir/weights.ts';
+import { Rng } from '../rng.ts';
+import type { Block, Site } from './deepen_block.ts';
+import { NET2NET_LAYERS_PER_BLOCK, net2netBlock } from './deepen_net2net.ts';
+import { r2rBlock } from './deepen_r2r.ts';
+import { randomBlock } from './deepen_random.ts';
+import type { InitOptions } from './init.ts';
+import type { TensorMap, TransformChange, TransformResult } from './types.ts';
+
+export type DeepenMethod = 'r2r' | 'net2net' | 'random';
+export const DEEPEN_METHODS: readonly DeepenMethod[] = ['r2r', 'net2net', 'random'];
+
+export interface DeepenOptions {
+  method: DeepenMethod;
+  /** Insert after this node (must be a volume [H,W,C] or [F], normally a ReLU output). */
+  after?: string;
+  /**
+   * Without `after`: insert `perStage` new blocks at the end of every stage (default 1).
+   * With `after`: the number of blocks stacked after that node (default 1).
+   */
+  perStage?: number;
+  /** Free parameters: match-std (default; reference = the kernel before the insertion point), he, copy; scale; noise. */
+  init?: InitOptions;
+  /** Default 0; one seed gives the same student bit for bit. */
+  seed?: number;
+}
+
+const BUILDERS: Record<DeepenMethod, (site: Site, init: InitOptions, rng: Rng) => Block> = {
+  r2r: r2rBlock, net2net: net2netBlock, random: randomBlock,
+};
+
+export function deepen(graph: Graph, weights: Weights, opts: DeepenOptions): TransformResult {
+  const { method, after, init = {}, seed = 0 } = opts;
+  if (!DEEPEN_METHODS.includes(method)) throw new TransformError(`deepen: unknown method ${JSON.stringify(method)}; expected one of ${DEEPEN_METHODS.join(', ')}`);
+  const count = opts.perStage ?? 1;
+  if (!Number.isInteger(count) || count < 1) throw new TransformError(`deepen: perStage must be a positive integer, got ${JSON.stringify(opts.perStage)}`);
+  const info = analyzeGraph(graph);
+  validateWeights(graph, weights, 'deepen: weights', info);
+
+  const ends = after !== undefined ? [checkSite(graph, info, after)] : stageEnds(graph, info);
+  if (ends.length === 0) {
+    throw new TransformError(`deepen: found no stage in '${graph.name ?? 'graph'}' (no run of same-shape volumes with a shape-preserving conv or dense); pass 'after' with a node to deepen after`);
+  }
+  if (method === 'net2net') for (const x of ends) refuseResidual(graph, x);
+
+  const rng = new Rng(seed);
+  let g: Graph = structuredClone(graph);
+  const w = cloneWeights(weights);
+  const tensorMaps: Record<string, TensorMap> = {};
+  for (const key of Object.keys(weights)) tensorMaps[key] = { kind: 'same', from: key };
+  const changes: TransformChange[] = [], tensorsChanged: string[] = [], notes: string[] = [];
+  const usesBatchNorm = graph.nodes.some((n) => n.kind === 'batchNorm');
+
+  ends.forEach((end, s) => {
+    let x = end;
+    for (let i = 0; i < count; i++) {
+      const site = makeSite(g, analyzeGraph(g), w, x, freshPrefix(g, after !== undefined ? `${after}_deep` : `s${s + 1}_deep`), usesBatchNorm);
+      const block = BUILDERS[method](site, init, rng);
+      g = splice(g, x, block);
+      for (const [key, t] of Object.entries(block.weights)) { w[key] = t; tensorMaps[key] = { kind: 'new' }; tensorsChanged.push(key); }
+      changes.push({ node: site.prefix, what: `inserted ${describe(method, site, block)} after '${x}'` });
+      notes.push(...(block.notes ?? []));
+      x = block.output;
+    }
+  });
+
+  const info2 = analyzeGraph(g);
+  validateWeights(g, w, 'deepen: student weights', info2);
+  const noise = (init.noise ?? 0) > 0;
+  const exact = method === 'r2r' ? { inference: true, training: true }
+    : method === 'net2net' ? { inference: !noise, training: !noise && !usesBatchNorm }
+      : { inference: false, training: false };
+  if (method === 'r2r') notes.push('R2DeeperR: the branch [U2, -U2] cancels only to float rounding; in training mode a batch norm after it divides that residue by its batch std (floored by sqrt(eps)), so engines show a small nonzero difference');
+  if (method === 'net2net' && usesBatchNorm) notes.push('Net2DeeperNet: the identity batch norms hold only in inference; in training mode batch statistics make the new layers approximately, not exactly, the identity');
+  if (method === 'net2net' && noise) notes.push('Net2DeeperNet: init noise on the identity kernels makes the student only approximately equal to the teacher');
+  if (method === 'random') notes.push('random padding: a baseline, not function-preserving');
+  return {
+    graph: g,
+    weights: w,
+    report: {
+      transform: 'deepen', method, exact, changes, tensorsChanged,
+      paramsBefore: countParams(graph, info), paramsAfter: countParams(g, info2), notes,
+    },
+    tensorMaps,
+  };
+}
+
+/** `after` must name a volume that is not the logits. */
+function checkSite(graph: Graph, info: GraphInfo, after: string): string {
+  const ni = info.nodes.get(after);
+  if (!ni) throw new TransformError(`deepen: no node named '${after}'; nodes are ${graph.nodes.map((n) => n.name).join(', ')}`);
+  if (after === graph.output) throw new TransformError(`deepen: '${after}' is the output (logits); deepen after a hidden volume instead`);
+  const s = ni.outputShape;
+  if (s.length !== 3 && s.length !== 1) throw new TransformError(`deepen: '${after}' has shape ${shapeToString(s)}; a block needs an [H, W, C] or [F] volume`);
+  return after;
+}
+
+/** Stage ends, in graph order: see the file comment. */
+export function stageEnds(graph: Graph, info: GraphInfo = analyzeGraph(graph)): string[] {
+  const last = new Map<string, number>();
+  const repeated = new Set<string>();
+  graph.nodes.forEach((n, i) => {
+    if (n.kind === 'input' || n.name === graph.output) return;
+    const ni = info.nodes.get(n.name)!;
+    const key = shapeToString(ni.outputShape);
+    last.set(key, i);
+    if ((n.kind === 'conv2d' || n.kind === 'dense') && shapeToString(ni.inputShapes[0]) === key) repeated.add(key);
+  });
+  return [...repeated].map((k) => last.get(k)!).sort((a, b) => a - b).map((i) => graph.nodes[i].name);
+}
+
+/**
+ * Net2DeeperNet inserts plain layers; on a residual stream (a channel group, volumes tied by
+ * channel-wise ops and adds, that contains an add) that is not the paper's method, so refuse.
+ */
+function refuseResidual(graph: Graph, x: string): void {
+  const add = residualAddInGroup(graph, x);
+  if (add) {
+    throw new TransformError(`deepen net2net: '${x}' is on a residual stream (its channel group contains the add '${add}'); Net2DeeperNet adds plain layers and cannot add a residual block. Use method 'r2r' (R2DeeperR), or the NoResidual model (e.g. resnet-cifar10-nores) for Net2Net`);
+  }
+}
+
+const CHANNEL_WISE = new Set<Node['kind']>(['batchNorm', 'activation', 'maxPool', 'avgPool', 'dropout', 'globalAvgPool']);
+
+/** An add in x's channel group, or undefined (a small union-find over channel-wise ops and adds). */
+export function residualAddInGroup(graph: Graph, x: string): string | undefined {
+  const parent = new Map<string, string>();
+  const find = (a: string): string => { let r = a; while (parent.get(r) !== undefined && parent.get(r) !== r) r = parent.get(r)!; parent.set(a, r); return r; };
+  const union = (a: string, b: string) => { const ra = find(a), rb = find(b); if (ra !== rb) parent.set(ra, rb); };
+  for (const n of graph.nodes) {
+    parent.set(n.name, parent.get(n.name) ?? n.name);
+    if (CHANNEL_WISE.has(n.kind) || n.kind === 'add') for (const i of n.inputs) union(n.name, i);
+  }
+  const root = find(x);
+  return graph.nodes.find((n) => n.kind === 'add' && find(n.name) === root)?.name;
+}
+
+function makeSite(graph: Graph, info: GraphInfo, weights: Weights, x: string, prefix: string, usesBatchNorm: boolean): Site {
+  const xNode = graph.nodes.find((n) => n.name === x)!;
+  const producer = walkBack(graph, x, (n) => n.kind === 'conv2d' || n.kind === 'dense');
+  const bn = walkBack(graph, x, (n) => n.kind === 'batchNorm') ?? graph.nodes.find((n) => n.kind === 'batchNorm');
+  return {
+    x, prefix,
+    shape: info.nodes.get(x)!.outputShape,
+    xActivation: xNode.kind === 'activation' ? xNode.fn : undefined,
+    batchNorm: !usesBatchNorm ? false : bn?.kind === 'batchNorm' ? { epsilon: bn.epsilon, momentum: bn.momentum } : { epsilon: 1e-5, momentum: 0.9 },
+    reference: producer ? weights[`${producer.name}/kernel`] : null,
+  };
+}
+
+/** The first node (x itself included) on the chain of first inputs above x that matches. */
+function walkBack(graph: Graph, x: string, match: (n: Node) => boolean): Node | undefined {
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]));
+  for (let n = byName.get(x); n; n = byName.get(n.inputs[0])) if (match(n)) return n;
+  return undefined;
+}
+
+/** `<base><n>` with the smallest n that no existing node name uses as its prefix. */
+function freshPrefix(graph: Graph, base: string): string {
+  for (let n = 1; ; n++) {
+    const p = `${base}${n}`;
+    if (!graph.nodes.some((node) => node.name === p || node.name.startsWith(`${p}_`))) return p;
+  }
+}
+
+/** The block's nodes go right after x; every other reader of x reads the block's output. */
+function splice(graph: Graph, x: string, block: Block): Graph {
+  const inBlock = new Set(block.nodes.map((n) => n.name));
+  for (const n of block.nodes) if (graph.nodes.some((m) => m.name === n.name)) throw new TransformError(`deepen: new node name '${n.name}' is already taken`);
+  const nodes: Node[] = [];
+  for (const n of graph.nodes) {
+    nodes.push(inBlock.has(n.name) ? n : { ...n, inputs: n.inputs.map((i) => (i === x ? block.output : i)) });
+    if (n.name === x) nodes.push(...block.nodes);
+  }
+  return { ...graph, nodes };
+}
+
+function describe(method: DeepenMethod, site: Site, block: Block): string {
+  const c = site.shape[site.shape.length - 1];
+  const layer = site.shape.length === 3 ? `conv3x3 ${c}->${c}` : `dense ${c}->${c}`;
+  const bn = site.batchNorm ? '-BN' : '';
+  const layers = block.nodes.filter((n) => n.kind === 'conv2d' || n.kind === 'dense').length;
+  if (method === 'net2net') return `Net2DeeperNet identity layers ${site.prefix} (${NET2NET_LAYERS_PER_BLOCK} x ${layer}${bn}-${site.xActivation})`;
+  return `${method === 'r2r' ? 'R2DeeperR zero-branch' : 'randomly initialised'} residual block ${site.prefix} (${layers} x ${layer}${bn}, add)`;
+}
