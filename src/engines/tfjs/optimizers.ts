@@ -1,0 +1,160 @@
+/**
+ * Adam and SGD in TensorFlow.js ops with PyTorch's exact formulas (as libtorch's C++ optimizers
+ * write them), so the tfjs and libtorch engines take the same steps:
+ *
+ *   Adam: g += wd*p; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
+ *         p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ *   SGD:  g += wd*p; buf = momentum*buf + g (first step: buf = g, the same as buf = 0 before);
+ *         p -= lr * (nesterov ? g + momentum*buf : buf)
+ *
+ * State lives in tf variables beside the weights and reads/writes as `OptimizerState`.
+ */
+import type { Tensor, Variable } from '@tensorflow/tfjs';
+import { InvalidWeightsError, UsageError } from '../../errors.ts';
+import { shapeToString, sizeOf } from '../../ir/shapes.ts';
+import type { Weights } from '../../ir/types.ts';
+import type { OptimizerConfig, OptimizerState } from '../engine.ts';
+import { tf } from './backend.ts';
+
+export interface TrainableParam { name: string; variable: Variable }
+
+type Resolved =
+  | { kind: 'adam'; lr: number; beta1: number; beta2: number; epsilon: number; weightDecay: number }
+  | { kind: 'sgd'; lr: number; momentum: number; nesterov: boolean; weightDecay: number };
+
+function check(ok: boolean, field: string, v: unknown, want: string): void {
+  if (!ok) throw new UsageError(`optimizer: ${field} must be ${want}, got ${JSON.stringify(v)}`);
+}
+
+export function checkLearningRate(lr: number): void {
+  check(Number.isFinite(lr) && lr >= 0, 'lr', lr, 'a finite number >= 0');
+}
+
+function resolve(c: OptimizerConfig): Resolved {
+  checkLearningRate(c.lr);
+  const weightDecay = c.weightDecay ?? 0;
+  check(Number.isFinite(weightDecay) && weightDecay >= 0, 'weightDecay', c.weightDecay, 'a finite number >= 0');
+  if (c.kind === 'adam') {
+    const r = { kind: 'adam' as const, lr: c.lr, beta1: c.beta1 ?? 0.9, beta2: c.beta2 ?? 0.999, epsilon: c.epsilon ?? 1e-8, weightDecay };
+    check(r.beta1 >= 0 && r.beta1 < 1, 'beta1', c.beta1, 'in [0, 1)');
+    check(r.beta2 >= 0 && r.beta2 < 1, 'beta2', c.beta2, 'in [0, 1)');
+    check(r.epsilon > 0, 'epsilon', c.epsilon, '> 0');
+    return r;
+  }
+  if (c.kind === 'sgd') {
+    const r = { kind: 'sgd' as const, lr: c.lr, momentum: c.momentum ?? 0, nesterov: c.nesterov ?? false, weightDecay };
+    check(Number.isFinite(r.momentum) && r.momentum >= 0, 'momentum', c.momentum, 'a finite number >= 0');
+    check(!r.nesterov || r.momentum > 0, 'nesterov', c.nesterov, 'false unless momentum > 0 (as in PyTorch)');
+    return r;
+  }
+  throw new UsageError(`optimizer: unknown kind ${JSON.stringify((c as { kind: unknown }).kind)}; use 'adam' or 'sgd'`);
+}
+
+function slotNames(c: Resolved): string[] {
+  if (c.kind === 'adam') return ['m', 'v'];
+  return c.momentum > 0 ? ['momentum'] : [];
+}
+
+export class TfjsOptimizer {
+  private config: Resolved;
+  private step: number;
+  /** slot -> weight name -> variable. */
+  private slots = new Map<string, Map<string, Variable>>();
+
+  constructor(config: OptimizerConfig, private readonly params: TrainableParam[], state?: OptimizerState) {
+    this.config = resolve(config);
+    this.step = 0;
+    if (state) this.checkState(state);
+    for (const slot of slotNames(this.config)) {
+      const m = new Map<string, Variable>();
+      for (const p of params) {
+        const given = state?.slots[slot]?.[p.name];
+        const init = given ? tf.tensor(given.data, given.shape) : tf.zerosLike(p.variable);
+        m.set(p.name, tf.variable(init, false));
+        init.dispose();
+      }
+      this.slots.set(slot, m);
+    }
+    if (state) this.step = state.step;
+  }
+
+  private checkState(s: OptimizerState): void {
+    if (s.kind !== this.config.kind) throw new UsageError(`optimizer: state is for '${s.kind}' but the optimizer is '${this.config.kind}'; start without state or use the same kind`);
+    if (!Number.isInteger(s.step) || s.step < 0) throw new InvalidWeightsError(`optimizer state: step must be an integer >= 0, got ${JSON.stringify(s.step)}`);
+    for (const slot of slotNames(this.config)) {
+      const w = s.slots?.[slot];
+      // SGD state written with momentum 0 has no buffer; a zero buffer is what PyTorch starts from.
+      if (!w && s.step === 0) continue;
+      if (!w) throw new InvalidWeightsError(`optimizer state: slot '${slot}' is missing (step ${s.step})`);
+      for (const p of this.params) {
+        const t = w[p.name];
+        if (!t) throw new InvalidWeightsError(`optimizer state: slot '${slot}' has no tensor for weight '${p.name}'`);
+        if (shapeToString(t.shape) !== shapeToString(p.variable.shape) || t.data.length !== sizeOf(p.variable.shape)) {
+          throw new InvalidWeightsError(`optimizer state: slot '${slot}' tensor '${p.name}' has shape ${shapeToString(t.shape)} (${t.data.length} values), weight needs ${shapeToString(p.variable.shape)}`);
+        }
+      }
+      for (const k of Object.keys(w)) {
+        if (!this.params.some((p) => p.name === k)) throw new InvalidWeightsError(`optimizer state: slot '${slot}' tensor '${k}' belongs to no trainable weight`);
+      }
+    }
+  }
+
+  setLearningRate(lr: number): void {
+    checkLearningRate(lr);
+    this.config.lr = lr;
+  }
+
+  /** One update from `grads` (weight name -> gradient). */
+  apply(grads: Map<string, Tensor>): void {
+    this.step += 1;
+    const c = this.config;
+    tf.tidy(() => {
+      if (c.kind === 'adam') {
+        const bc1 = 1 - Math.pow(c.beta1, this.step), bc2 = 1 - Math.pow(c.beta2, this.step);
+        const stepSize = tf.scalar(c.lr / bc1), sqrtBc2 = tf.scalar(Math.sqrt(bc2));
+        const b1 = tf.scalar(c.beta1), b2 = tf.scalar(c.beta2), ob1 = tf.scalar(1 - c.beta1), ob2 = tf.scalar(1 - c.beta2);
+        const eps = tf.scalar(c.epsilon), wd = tf.scalar(c.weightDecay);
+        const ms = this.slots.get('m')!, vs = this.slots.get('v')!;
+        for (const p of this.params) {
+          let g = grads.get(p.name)!;
+          if (c.weightDecay !== 0) g = tf.add(g, tf.mul(p.variable, wd));
+          const m = tf.add(tf.mul(ms.get(p.name)!, b1), tf.mul(g, ob1));
+          const v = tf.add(tf.mul(vs.get(p.name)!, b2), tf.mul(tf.square(g), ob2));
+          const denom = tf.add(tf.div(tf.sqrt(v), sqrtBc2), eps);
+          p.variable.assign(tf.sub(p.variable, tf.mul(tf.div(m, denom), stepSize)));
+          ms.get(p.name)!.assign(m);
+          vs.get(p.name)!.assign(v);
+        }
+      } else {
+        const lr = tf.scalar(c.lr), mom = tf.scalar(c.momentum), wd = tf.scalar(c.weightDecay);
+        const bufs = this.slots.get('momentum');
+        for (const p of this.params) {
+          let g = grads.get(p.name)!;
+          if (c.weightDecay !== 0) g = tf.add(g, tf.mul(p.variable, wd));
+          let update = g;
+          if (bufs) {
+            const buf = tf.add(tf.mul(bufs.get(p.name)!, mom), g);
+            bufs.get(p.name)!.assign(buf);
+            update = c.nesterov ? tf.add(g, tf.mul(buf, mom)) : buf;
+          }
+          p.variable.assign(tf.sub(p.variable, tf.mul(update, lr)));
+        }
+      }
+    });
+  }
+
+  getState(): OptimizerState {
+    const slots: Record<string, Weights> = {};
+    for (const [slot, m] of this.slots) {
+      const w: Weights = {};
+      for (const [name, v] of m) w[name] = { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };
+      slots[slot] = w;
+    }
+    return { kind: this.config.kind, step: this.step, slots };
+  }
+
+  dispose(): void {
+    for (const m of this.slots.values()) for (const v of m.values()) v.dispose();
+    this.slots.clear();
+  }
+}
