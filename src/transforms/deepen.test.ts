@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { describe, it, type TestContext } from 'node:test';
+import { R2RError } from '../errors.ts';
+import { GraphBuilder } from '../ir/builder.ts';
+import { analyzeGraph, countParams } from '../ir/graph.ts';
+import type { Graph, Weights } from '../ir/types.ts';
+import { cloneWeights, initWeights } from '../ir/weights.ts';
+import { zooModel } from '../models/zoo.ts';
+import { compareLogits } from '../reference/compare.ts';
+import { forwardReference, runReference } from '../reference/execute.ts';
+import { Rng } from '../rng.ts';
+import { deepen, stageEnds, type DeepenOptions } from './deepen.ts';
+
+const N = 4;
+const EXACT = 1e-5;
+const models = new Map<string, { graph: Graph; weights: Weights; x: Float32Array }>();
+
+/** A zoo model with trained-looking batch norms and a fixed random batch (cached per file). */
+function model(name: string): { graph: Graph; weights: Weights; x: Float32Array } {
+  if (!models.has(name)) {
+    const graph = zooModel(name);
+    const weights = initWeights(graph, new Rng(1), { randomBatchNorm: true });
+    const r = new Rng(2);
+    const x = new Float32Array(N * 32 * 32 * 3).map(() => r.normal());
+    models.set(name, { graph, weights, x });
+  }
+  return models.get(name)!;
+}
+
+/** relDiff of student vs teacher logits in both modes; logged so the numbers show in the test output. */
+function measure(t: TestContext, name: string, opts: DeepenOptions) {
+  const { graph, weights, x } = model(name);
+  const res = deepen(graph, weights, opts);
+  const diff = (training: boolean) => compareLogits(forwardReference(graph, weights, x, N, { training }), forwardReference(res.graph, res.weights, x, N, { training })).relDiff;
+  const inference = diff(false), training = diff(true);
+  t.diagnostic(`${name} ${opts.method} after=${opts.after ?? `perStage ${opts.perStage ?? 1}`}${opts.init ? ` init=${JSON.stringify(opts.init)}` : ''}: relDiff inference ${inference.toExponential(2)}, training ${training.toExponential(2)}`);
+  return { res, inference, training };
+}
+
+function assertCode(fn: () => unknown, code: string, pattern: RegExp): void {
+  assert.throws(fn, (e: unknown) => e instanceof R2RError && e.code === code && pattern.test(e.message));
+}
+
+describe('deepen: exactness per method, model and mode (reference executor)', () => {
+  it('small-conv after relu1: r2r exact in both modes', (t) => {
+    const m = measure(t, 'small-conv', { method: 'r2r', after: 'relu1' });
+    assert.ok(m.inference <= EXACT && m.training <= EXACT);
+    assert.deepEqual(m.res.report.exact, { inference: true, training: true });
+    // No batch norm in SmallConv, so the block mirrors it: biased convs, no BN.
+    assert.ok(m.res.graph.nodes.every((n) => n.kind !== 'batchNorm'));
+  });
+  it('small-conv after relu1: net2net exact in both modes (no batch norm)', (t) => {
+    const m = measure(t, 'small-conv', { method: 'net2net', after: 'relu1' });
+    assert.ok(m.inference <= EXACT && m.training <= EXACT);
+    assert.deepEqual(m.res.report.exact, { inference: true, training: true });
+  });
+  it('small-conv after relu1: random changes the function', (t) => {
+    const m = measure(t, 'small-conv', { method: 'random', after: 'relu1' });
+    assert.ok(m.inference > 1e-2 && m.training > 1e-2);
+    assert.deepEqual(m.res.report.exact, { inference: false, training: false });
+  });
+
+  it('resnet-cifar18: r2r one block per stage, exact in both modes (match-std and he)', (t) => {
+    const m = measure(t, 'resnet-cifar18', { method: 'r2r' });
+    assert.ok(m.inference <= EXACT && m.training <= EXACT);
+    const he = measure(t, 'resnet-cifar18', { method: 'r2r', after: 's1b1_relu2', init: { method: 'he' } });
+    assert.ok(he.inference <= EXACT && he.training <= EXACT);
+  });
+  it('resnet-cifar18: random changes the function', (t) => {
+    const m = measure(t, 'resnet-cifar18', { method: 'random' });
+    assert.ok(m.inference > 1e-2 && m.training > 1e-2);
+  });
+  it('resnet-cifar18: net2net is refused on the residual stream, with the reason and a way out', () => {
+    const { graph, weights } = model('resnet-cifar18');
+    for (const opts of [{ method: 'net2net' }, { method: 'net2net', after: 's1b2_relu2' }] as DeepenOptions[]) {
+      assertCode(() => deepen(graph, weights, opts), 'R2R_TRANSFORM', /residual stream.*add 's1b\d_add'.*'r2r'.*nores/s);
+    }
+  });
+
+  it('resnet-cifar18-nores: net2net exact in inference, only approximate in training (measured)', (t) => {
+    const m = measure(t, 'resnet-cifar18-nores', { method: 'net2net' });
+    assert.ok(m.inference <= EXACT);
+    assert.deepEqual(m.res.report.exact, { inference: true, training: false });
+    // Identity batch norms normalise with batch statistics in training: not the identity.
+    assert.ok(m.training > EXACT, `training relDiff ${m.training} should show the batch-statistics effect`);
+  });
+  it('resnet-cifar18-nores: r2r after a relu, exact in both modes', (t) => {
+    const m = measure(t, 'resnet-cifar18-nores', { method: 'r2r', after: 's1b2_relu1' });
+    assert.ok(m.inference <= EXACT && m.training <= EXACT);
+  });
+
+  it('mlp after act1: r2r and net2net exact in both modes with dense blocks, random not', (t) => {
+    const r2r = measure(t, 'mlp', { method: 'r2r', after: 'act1' });
+    const n2n = measure(t, 'mlp', { method: 'net2net', after: 'act1' });
+    const rnd = measure(t, 'mlp', { method: 'random', after: 'act1' });
+    assert.ok(r2r.inference <= EXACT && r2r.training <= EXACT);
+    assert.ok(n2n.inference <= EXACT && n2n.training <= EXACT);
+    assert.ok(rnd.inference > 1e-2 && rnd.training > 1e-2);
+    const fc = r2r.res.graph.nodes.find((n) => n.name === 'act1_deep1_fc1');
+    assert.equal(fc?.kind, 'dense');
+  });
+});
+
+describe('deepen: structure', () => {
+  it('R2DeeperR pairs filters [U1; U1], reads them as [U2, -U2], and its branch is exactly zero', () => {
+    const { graph, weights, x } = model('resnet-cifar18');
+    const res = deepen(graph, weights, { method: 'r2r', after: 's2b4_relu2' });
+    const k1 = res.weights['s2b4_relu2_deep1_conv1/kernel'], k2 = res.weights['s2b4_relu2_deep1_conv2/kernel'];
+    assert.deepEqual(k1.shape, [3, 3, 16, 16]);
+    const k = 8;
+    for (let r = 0; r < 9 * 16; r++) for (let j = 0; j < k; j++) assert.equal(k1.data[r * 16 + j], k1.data[r * 16 + j + k]);
+    for (let tap = 0; tap < 9; tap++) for (let j = 0; j < k; j++) for (let o = 0; o < 16; o++) {
+      assert.equal(k2.data[(tap * 16 + j) * 16 + o], -k2.data[(tap * 16 + j + k) * 16 + o]);
+    }
+    assert.ok(k1.data.some((v) => v !== 0) && k2.data.some((v) => v !== 0), 'free parameters are not zero');
+    for (const training of [false, true]) {
+      const outs = runReference(res.graph, res.weights, x, N, { training });
+      const branch = outs.get('s2b4_relu2_deep1_bn2')!;
+      assert.ok(branch.every((v) => Math.abs(v) < 1e-9), `branch not zero (training=${training})`);
+    }
+  });
+
+  it('resnet-cifar10 + 2 r2r blocks per stage has exactly resnet-cifar18\'s params (23,794) and node shapes', () => {
+    const g10 = zooModel('resnet-cifar10');
+    const res = deepen(g10, initWeights(g10, new Rng(3)), { method: 'r2r', perStage: 2 });
+    assert.equal(res.report.paramsBefore, 12082);
+    assert.equal(res.report.paramsAfter, 23794);
+    assert.equal(countParams(res.graph), 23794);
+    assert.deepEqual(signature(res.graph), signature(zooModel('resnet-cifar18')));
+    assert.equal(res.report.changes.length, 4);
+  });
+  it('resnet-cifar10-nores + 2 net2net blocks per stage has exactly resnet-cifar18-nores\'s params (23,634) and node shapes', () => {
+    const g10 = zooModel('resnet-cifar10-nores');
+    const res = deepen(g10, initWeights(g10, new Rng(3)), { method: 'net2net', perStage: 2 });
+    assert.equal(res.report.paramsAfter, 23634);
+    assert.deepEqual(signature(res.graph), signature(zooModel('resnet-cifar18-nores')));
+  });
+
+  it('stages are found generically: the last volume of each repeated shape', () => {
+    assert.deepEqual(stageEnds(zooModel('resnet-cifar10')), ['s1b2_relu2', 's2b2_relu2']);
+    assert.deepEqual(stageEnds(zooModel('resnet-cifar18-nores')), ['s1b4_relu2', 's2b4_relu2']);
+    assert.deepEqual(stageEnds(zooModel('small-conv')), []);
+  });
+
+  it('tensor maps: old tensors same, new tensors new, covering every student tensor; inputs untouched', () => {
+    const { graph, weights } = model('resnet-cifar18');
+    const before = cloneWeights(weights);
+    const graphBefore = structuredClone(graph);
+    const res = deepen(graph, weights, { method: 'r2r' });
+    assert.deepEqual(Object.keys(res.tensorMaps).sort(), Object.keys(res.weights).sort());
+    for (const key of Object.keys(weights)) assert.deepEqual(res.tensorMaps[key], { kind: 'same', from: key });
+    for (const key of res.report.tensorsChanged) assert.deepEqual(res.tensorMaps[key], { kind: 'new' });
+    assert.equal(res.report.tensorsChanged.length, 2 * (1 + 4) * 2);
+    for (const key of Object.keys(weights)) assert.notEqual(res.weights[key].data, weights[key].data, `${key} shares memory`);
+    assert.deepEqual(weights, before);
+    assert.deepEqual(graph, graphBefore);
+  });
+
+  it('one seed gives the same student bit for bit; another seed other free values', () => {
+    const { graph, weights } = model('small-conv');
+    const a = deepen(graph, weights, { method: 'r2r', after: 'relu1', seed: 7 });
+    const b = deepen(graph, weights, { method: 'r2r', after: 'relu1', seed: 7 });
+    const c = deepen(graph, weights, { method: 'r2r', after: 'relu1', seed: 8 });
+    assert.deepEqual(a.weights, b.weights);
+    assert.notDeepEqual(a.weights['relu1_deep1_conv1/kernel'], c.weights['relu1_deep1_conv1/kernel']);
+  });
+
+  it('init copy takes slices of the kernel before the insertion point; scale and he change the spread', () => {
+    const { graph, weights } = model('resnet-cifar18');
+    const copy = deepen(graph, weights, { method: 'r2r', after: 's1b1_relu2', init: { method: 'copy' } });
+    const ref = weights['s1b1_conv2/kernel'].data, k1 = copy.weights['s1b1_relu2_deep1_conv1/kernel'].data;
+    // U1 = the reference's first 4 filters: element (tap, i, j<4) equals ref (tap, i, j).
+    for (let r = 0; r < 9 * 8; r++) for (let j = 0; j < 4; j++) assert.equal(k1[r * 8 + j], ref[r * 8 + j]);
+    const small = deepen(graph, weights, { method: 'r2r', after: 's1b1_relu2', init: { scale: 0.01 } });
+    const big = deepen(graph, weights, { method: 'r2r', after: 's1b1_relu2' });
+    const maxAbs = (r: typeof small) => Math.max(...r.weights['s1b1_relu2_deep1_conv1/kernel'].data.map(Math.abs));
+    assert.ok(maxAbs(small) < maxAbs(big) / 50);
+  });
+
+  it('deepen then deepen: new names stay unique and the student stays exact', (t) => {
+    const { graph, weights, x } = model('resnet-cifar18');
+    const once = deepen(graph, weights, { method: 'r2r' });
+    const twice = deepen(once.graph, once.weights, { method: 'r2r', seed: 1 });
+    const again = deepen(twice.graph, twice.weights, { method: 'r2r', after: 's1_deep2_relu2' });
+    assert.ok(twice.graph.nodes.some((n) => n.name === 's1_deep2_conv1'));
+    assert.ok(again.graph.nodes.some((n) => n.name === 's1_deep2_relu2_deep1_conv1'));
+    analyzeGraph(again.graph);
+    for (const training of [false, true]) {
+      const d = compareLogits(forwardReference(graph, weights, x, N, { training }), forwardReference(again.graph, again.weights, x, N, { training })).relDiff;
+      t.diagnostic(`resnet-cifar18 r2r x3 (two per stage + one after a new block), training=${training}: relDiff ${d.toExponential(2)}`);
+      assert.ok(d <= EXACT);
+    }
+  });
+});
+
+describe('deepen: errors', () => {
+  const { graph, weights } = model('small-conv');
+  it('unknown node', () => assertCode(() => deepen(graph, weights, { method: 'r2r', after: 'nope' }), 'R2R_TRANSFORM', /no node named 'nope'/));
+  it('the logits', () => assertCode(() => deepen(graph, weights, { method: 'r2r', after: 'fc2' }), 'R2R_TRANSFORM', /'fc2' is the output/));
+  it('unknown method, bad perStage', () => {
+    assertCode(() => deepen(graph, weights, { method: 'nope' as 'r2r', after: 'relu1' }), 'R2R_TRANSFORM', /unknown method "nope"/);
+    assertCode(() => deepen(graph, weights, { method: 'r2r', perStage: 0 }), 'R2R_TRANSFORM', /perStage must be a positive integer/);
+  });
+  it('no stage to deepen without after', () => assertCode(() => deepen(graph, weights, { method: 'r2r' }), 'R2R_TRANSFORM', /found no stage.*'after'/));
+  it('r2r on an odd channel count', () => {
+    const b = new GraphBuilder('odd');
+    const y = b.relu(b.conv2d(b.input([4, 4, 2]), 5, 3, { name: 'c' }), 'r');
+    const g = b.build(b.dense(b.flatten(y), 3, { name: 'fc' }));
+    assertCode(() => deepen(g, initWeights(g, new Rng(0)), { method: 'r2r', after: 'r' }), 'R2R_TRANSFORM', /'r' has 5 channels.*must be even/);
+  });
+  it('net2net after a non-idempotent or non-activation volume', () => {
+    assertCode(() => deepen(graph, weights, { method: 'net2net', after: 'pool1' }), 'R2R_TRANSFORM', /'pool1' is not an activation output.*idempotent/);
+    const g = zooModel('resnet-cifar18-nores');
+    assertCode(() => deepen(g, initWeights(g, new Rng(0)), { method: 'net2net', after: 's1b1_bn1' }), 'R2R_TRANSFORM', /idempotent/);
+  });
+});
+
+/** Sorted node signatures: kind, output shape and parameter shapes (names differ between the two). */
+function signature(graph: Graph): string[] {
+  const info = analyzeGraph(graph);
+  return [...info.nodes.values()].map((ni) => `${ni.node.kind} ${ni.outputShape.join('x')} ${ni.params.map((p) => p.shape.join('x')).join(',')}`).sort();
+}
