@@ -11,6 +11,7 @@
  * the stem (7x7 conv, input shape differs from output shape) is no stage.
  */
 import { TransformError } from '../errors.ts';
+import { analyzeGroups } from '../groups/analyze.ts';
 import { analyzeGraph, countParams, type GraphInfo } from '../ir/graph.ts';
 import { shapeToString } from '../ir/shapes.ts';
 import type { Graph, Node, Weights } from '../ir/types.ts';
@@ -57,7 +58,7 @@ export function deepen(graph: Graph, weights: Weights, opts: DeepenOptions): Tra
   if (ends.length === 0) {
     throw new TransformError(`deepen: found no stage in '${graph.name ?? 'graph'}' (no run of same-shape volumes with a shape-preserving conv or dense); pass 'after' with a node to deepen after`);
   }
-  if (method === 'net2net') for (const x of ends) refuseResidual(graph, x);
+  if (method === 'net2net') for (const x of ends) refuseResidual(graph, info, x);
 
   const rng = new Rng(seed);
   let g: Graph = structuredClone(graph);
@@ -126,29 +127,15 @@ export function stageEnds(graph: Graph, info: GraphInfo = analyzeGraph(graph)): 
 }
 
 /**
- * Net2DeeperNet inserts plain layers; on a residual stream (a channel group, volumes tied by
- * channel-wise ops and adds, that contains an add) that is not the paper's method, so refuse.
+ * Net2DeeperNet inserts plain layers; on a residual stream (x's channel group, see
+ * src/groups, contains an add) that is not the paper's method, so refuse.
  */
-function refuseResidual(graph: Graph, x: string): void {
-  const add = residualAddInGroup(graph, x);
+function refuseResidual(graph: Graph, info: GraphInfo, x: string): void {
+  const { groups, groupOf } = analyzeGroups(graph, info);
+  const add = groups[groupOf.get(x)!].adds[0];
   if (add) {
     throw new TransformError(`deepen net2net: '${x}' is on a residual stream (its channel group contains the add '${add}'); Net2DeeperNet adds plain layers and cannot add a residual block. Use method 'r2r' (R2DeeperR), or the NoResidual model (e.g. resnet-cifar10-nores) for Net2Net`);
   }
-}
-
-const CHANNEL_WISE = new Set<Node['kind']>(['batchNorm', 'activation', 'maxPool', 'avgPool', 'dropout', 'globalAvgPool']);
-
-/** An add in x's channel group, or undefined (a small union-find over channel-wise ops and adds). */
-export function residualAddInGroup(graph: Graph, x: string): string | undefined {
-  const parent = new Map<string, string>();
-  const find = (a: string): string => { let r = a; while (parent.get(r) !== undefined && parent.get(r) !== r) r = parent.get(r)!; parent.set(a, r); return r; };
-  const union = (a: string, b: string) => { const ra = find(a), rb = find(b); if (ra !== rb) parent.set(ra, rb); };
-  for (const n of graph.nodes) {
-    parent.set(n.name, parent.get(n.name) ?? n.name);
-    if (CHANNEL_WISE.has(n.kind) || n.kind === 'add') for (const i of n.inputs) union(n.name, i);
-  }
-  const root = find(x);
-  return graph.nodes.find((n) => n.kind === 'add' && find(n.name) === root)?.name;
 }
 
 function makeSite(graph: Graph, info: GraphInfo, weights: Weights, x: string, prefix: string, usesBatchNorm: boolean): Site {
