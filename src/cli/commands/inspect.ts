@@ -1,0 +1,47 @@
+/** `r2r inspect`: per-layer output shapes, parameters and multiply-adds, and the channel groups. */
+import { Command } from '@commander-js/extra-typings';
+import { analyzeChannelGroups } from '../../groups/analyze.ts';
+import { analyzeGraph, countMacs, countParams } from '../../ir/graph.ts';
+import { sizeOf } from '../../ir/shapes.ts';
+import { checkpointOption, formatTable, loadModel, modelOption, printJson, seedOption, widthOption } from './common.ts';
+
+export function register(program: Command): void {
+  program
+    .command('inspect')
+    .description('Show a network: nodes with output shapes, parameters and forward multiply-adds per layer and in total, and its channel groups (producers, consumers, channel-wise ops).')
+    .addOption(modelOption())
+    .addOption(widthOption())
+    .addOption(checkpointOption())
+    .addOption(seedOption())
+    .option('--json', 'print {name, params, macs, nodes, groups} as JSON')
+    .action((o) => {
+      const { graph, source } = loadModel(o);
+      const info = analyzeGraph(graph);
+      const nodes = [...info.nodes.values()].map((ni) => ({
+        name: ni.node.name,
+        kind: ni.node.kind === 'activation' ? `activation(${ni.node.fn})` : ni.node.kind,
+        inputs: ni.node.inputs,
+        outputShape: ni.outputShape,
+        params: ni.params.filter((p) => p.trainable).reduce((a, p) => a + sizeOf(p.shape), 0),
+        macs: ni.macs,
+      }));
+      const groups = analyzeChannelGroups(graph).map((g) => ({
+        id: g.id, label: g.label, size: g.size, widenable: g.widenable, containsInput: g.containsInput, feedsOutput: g.feedsOutput,
+        producers: g.producers, consumers: g.consumers.map((c) => c.node), channelOps: g.channelOps.map((c) => c.node), adds: g.adds, volumes: g.volumes,
+      }));
+      const params = countParams(graph, info), macs = countMacs(graph, info);
+      if (o.json) {
+        printJson({ name: source, params, macs, nodes, groups });
+        return;
+      }
+      console.log(`${source}: ${params.toLocaleString('en-US')} parameters, ${macs.toLocaleString('en-US')} multiply-adds per example (conv2d and dense)\n`);
+      console.log(formatTable(['node', 'kind', 'inputs', 'output', 'params', 'MACs'],
+        nodes.map((n) => [n.name, n.kind, n.inputs.join(', '), `[${n.outputShape.join(', ')}]`, n.params, n.macs])));
+      console.log('\nchannel groups:');
+      for (const g of groups) {
+        const why = g.widenable ? 'widenable' : g.containsInput ? 'holds the input: not widenable' : g.feedsOutput ? 'feeds the logits: not widenable' : 'derived (concat/flatten): widened through its sources';
+        console.log(`  g${g.id} (${g.size} channels, ${why}): ${g.label}`);
+        console.log(`      producers: ${g.producers.join(', ') || '-'}; consumers: ${g.consumers.join(', ') || '-'}; channel-wise: ${g.channelOps.join(', ') || '-'}${g.adds.length ? `; adds: ${g.adds.join(', ')}` : ''}`);
+      }
+    });
+}
