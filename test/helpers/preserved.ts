@@ -1,0 +1,56 @@
+/**
+ * Exactness checks on the reference executor: run teacher and student on one random batch and
+ * measure the logits' relative difference (the `compareLogits` definition `r2r verify` uses).
+ */
+import assert from 'node:assert/strict';
+import { analyzeGraph } from '../../src/ir/graph.ts';
+import { sizeOf } from '../../src/ir/shapes.ts';
+import type { Graph, Weights } from '../../src/ir/types.ts';
+import { compareLogits, type LogitsDiff } from '../../src/reference/compare.ts';
+import { forwardReference } from '../../src/reference/execute.ts';
+import { Rng } from '../../src/rng.ts';
+
+export interface Net { graph: Graph; weights: Weights }
+export type Mode = 'inference' | 'training';
+export const MODES: readonly Mode[] = ['inference', 'training'];
+
+/** A standard-normal batch of n examples for the graph's input. */
+export function randomInput(graph: Graph, n: number, seed = 1234): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n * sizeOf(analyzeGraph(graph).inputShape) }, () => rng.normal());
+}
+
+export interface DiffOptions { n?: number; seed?: number; x?: Float32Array }
+
+/** relDiff / maxAbsDiff of the student's logits against the teacher's, per mode. */
+export function referenceDiff(teacher: Net, student: Net, opts: DiffOptions = {}): Record<Mode, LogitsDiff> {
+  const n = opts.n ?? 4;
+  const x = opts.x ?? randomInput(teacher.graph, n, opts.seed);
+  const out = {} as Record<Mode, LogitsDiff>;
+  for (const mode of MODES) {
+    const training = mode === 'training';
+    out[mode] = compareLogits(
+      forwardReference(teacher.graph, teacher.weights, x, n, { training }),
+      forwardReference(student.graph, student.weights, x, n, { training }),
+    );
+  }
+  return out;
+}
+
+/** Asserts relDiff <= tol (default 1e-5) in every mode; returns the differences for reporting. */
+export function expectPreserved(teacher: Net, student: Net, opts: DiffOptions & { tol?: number; modes?: readonly Mode[] } = {}): Record<Mode, LogitsDiff> {
+  const tol = opts.tol ?? 1e-5;
+  const d = referenceDiff(teacher, student, opts);
+  for (const mode of opts.modes ?? MODES) {
+    assert.ok(d[mode].relDiff <= tol, `${mode} mode: relDiff ${d[mode].relDiff} > ${tol} (maxAbsDiff ${d[mode].maxAbsDiff})`);
+  }
+  return d;
+}
+
+/** Asserts relDiff > tol (default 1e-2) in every mode: the check can fail. */
+export function expectChanged(teacher: Net, student: Net, opts: DiffOptions & { tol?: number } = {}): Record<Mode, LogitsDiff> {
+  const tol = opts.tol ?? 1e-2;
+  const d = referenceDiff(teacher, student, opts);
+  for (const mode of MODES) assert.ok(d[mode].relDiff > tol, `${mode} mode: relDiff ${d[mode].relDiff} <= ${tol}; expected the function to change`);
+  return d;
+}
