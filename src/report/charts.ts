@@ -65,6 +65,7 @@ export function chartSpec(points: CurvePoint[], markers: TransformMarker[], o: C
   const y = { field: o.y, type: 'quantitative' as const, title: Y_TITLE[o.y], scale: { zero: false }, axis: isAcc ? { format: '.0%' } : {} };
   const color = { field: 'run', type: 'nominal' as const, title: 'Run', scale: { domain: o.runs }, legend: { labelLimit: 280 } };
   const layers: unknown[] = [{
+    name: 'curve',
     data: { values: points.filter((p) => Number.isFinite(p[o.y] as number)) },
     mark: { type: 'line', strokeWidth: 1.8, point: { size: 14, filled: true } },
     encoding: {
@@ -74,10 +75,12 @@ export function chartSpec(points: CurvePoint[], markers: TransformMarker[], o: C
   }];
   if (isAcc && markers.length > 0) {
     layers.push({
+      name: 'transformRule',
       data: { values: markers },
       mark: { type: 'rule', strokeWidth: 2.5 },
       encoding: { x, y: { field: 'before', type: 'quantitative' }, y2: { field: 'after' }, color },
     }, {
+      name: 'transformMarker',
       data: { values: markers },
       mark: { type: 'point', filled: true, size: 110, opacity: 1, stroke: 'black', strokeWidth: 0.8 },
       encoding: {
@@ -90,8 +93,8 @@ export function chartSpec(points: CurvePoint[], markers: TransformMarker[], o: C
   if (o.target && Number.isFinite(o.target.value)) {
     const t = [{ value: o.target.value, label: o.target.label }];
     layers.push(
-      { data: { values: t }, mark: { type: 'rule', strokeDash: [6, 4], color: '#555', strokeWidth: 1.2 }, encoding: { y: { field: 'value', type: 'quantitative' } } },
-      { data: { values: t }, mark: { type: 'text', align: 'left', baseline: 'bottom', dx: 4, dy: -2, color: '#333', fontSize: 11 }, encoding: { y: { field: 'value', type: 'quantitative' }, x: { value: 0 }, text: { field: 'label' } } },
+      { name: 'target', data: { values: t }, mark: { type: 'rule', strokeDash: [6, 4], color: '#555', strokeWidth: 1.2 }, encoding: { y: { field: 'value', type: 'quantitative' } } },
+      { name: 'targetLabel', data: { values: t }, mark: { type: 'text', align: 'left', baseline: 'bottom', dx: 4, dy: -2, color: '#333', fontSize: 11 }, encoding: { y: { field: 'value', type: 'quantitative' }, x: { value: 0 }, text: { field: 'label' } } },
     );
   }
   return {
