@@ -7,7 +7,8 @@ import { analyzeGraph } from '../../src/ir/graph.ts';
 import { sizeOf } from '../../src/ir/shapes.ts';
 import type { Graph, Weights } from '../../src/ir/types.ts';
 import { compareLogits, type LogitsDiff } from '../../src/reference/compare.ts';
-import { forwardReference } from '../../src/reference/execute.ts';
+import { forwardReference, runReference } from '../../src/reference/execute.ts';
+import { initWeights } from '../../src/ir/weights.ts';
 import { Rng } from '../../src/rng.ts';
 
 export interface Net { graph: Graph; weights: Weights }
@@ -53,4 +54,27 @@ export function expectChanged(teacher: Net, student: Net, opts: DiffOptions & { 
   const d = referenceDiff(teacher, student, opts);
   for (const mode of MODES) assert.ok(d[mode].relDiff > tol, `${mode} mode: relDiff ${d[mode].relDiff} <= ${tol}; expected the function to change`);
   return d;
+}
+
+/**
+ * Random weights whose BN moving statistics are the batch statistics of a separate random
+ * batch (as after training). With plain random BN statistics a deep ReLU net without shortcuts
+ * shrinks the signal layer by layer until the logits are nearly the dense bias, and an
+ * inference-mode check would then pass whatever the transform did. gamma and beta stay random.
+ */
+export function calibratedNet(graph: Graph, seed = 1, n = 8): Net {
+  const weights = initWeights(graph, new Rng(seed), { randomBatchNorm: true });
+  const outs = runReference(graph, weights, randomInput(graph, n, seed + 1000), n, { training: true });
+  for (const node of graph.nodes) {
+    if (node.kind !== 'batchNorm') continue;
+    const x = outs.get(node.inputs[0])!;
+    const c = weights[`${node.name}/gamma`].data.length;
+    const rows = x.length / c;
+    const mean = new Float64Array(c), v = new Float64Array(c);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < c; j++) mean[j] += x[r * c + j] / rows;
+    for (let r = 0; r < rows; r++) for (let j = 0; j < c; j++) v[j] += (x[r * c + j] - mean[j]) ** 2 / rows;
+    weights[`${node.name}/movingMean`].data.set(mean);
+    weights[`${node.name}/movingVariance`].data.set(v);
+  }
+  return { graph, weights };
 }
