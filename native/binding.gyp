@@ -1,0 +1,34 @@
+# The libtorch addon. LIBTORCH=/path/to/libtorch selects a downloaded LibTorch (include/, lib/),
+# as tch-rs does; otherwise Debian's libtorch-dev (/usr/include/torch, /usr/lib/<triplet>).
+# LIBTORCH_CXX11_ABI=0 builds against a pre-cxx11-ABI LibTorch.
+{
+  "variables": {
+    "libtorch%": "<!(node -p \"process.env.LIBTORCH || ''\")",
+    "cxx11_abi%": "<!(node -p \"process.env.LIBTORCH_CXX11_ABI === '0' ? 0 : 1\")",
+    "has_cuda%": "<!(node -p \"const d = process.env.LIBTORCH; d && require('fs').existsSync(d + '/lib/libtorch_cuda.so') ? 1 : 0\")"
+  },
+  "targets": [
+    {
+      "target_name": "r2r_torch",
+      "sources": ["src/addon.cc", "src/net.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter"],
+      "conditions": [
+        ["libtorch==''", {
+          "include_dirs": ["/usr/include/torch/csrc/api/include"],
+          "libraries": ["-ltorch", "-ltorch_cpu", "-lc10"]
+        }, {
+          "include_dirs": ["<(libtorch)/include", "<(libtorch)/include/torch/csrc/api/include"],
+          "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-ltorch", "-ltorch_cpu", "-lc10"]
+        }],
+        ["has_cuda==1", {
+          "libraries": ["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Wl,--as-needed"]
+        }],
+        ["cxx11_abi==0", { "defines": ["_GLIBCXX_USE_CXX11_ABI=0"] }]
+      ]
+    }
+  ]
+}

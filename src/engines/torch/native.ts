@@ -1,0 +1,90 @@
+/**
+ * Loads the libtorch addon (native/build/Release/r2r_torch.node) and types its surface. The
+ * addon is optional: when it is not built, or libtorch's shared libraries are missing, loading
+ * fails with an EngineUnavailableError that says how to install and build it.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { EngineUnavailableError } from '../../errors.ts';
+
+/** One IR node with everything the native interpreter needs resolved (explicit pads, channels). */
+export interface NativeOpSpec {
+  name: string;
+  kind: string;
+  inputs: number[];
+  shape?: number[];
+  cin?: number;
+  cout?: number;
+  kh?: number; kw?: number; sh?: number; sw?: number;
+  /** [top, bottom, left, right] */
+  pads?: [number, number, number, number];
+  useBias?: boolean;
+  eps?: number;
+  /** Keras convention (the IR's). */
+  momentum?: number;
+  fn?: string;
+  alpha?: number;
+  rate?: number;
+  /** The input is spatial [H, W, C] (flatten reorders to NHWC; batch norm runs per channel). */
+  spatialIn?: boolean;
+}
+
+export interface NativeStep { loss: number; correct: number }
+export interface NativeEpoch { loss: number; correct: number; examples: number; steps: number }
+export interface NativeOptimizerState { kind: 'adam' | 'sgd'; step: number; slots: Record<string, Record<string, Float32Array>> }
+
+export interface NativeDataset { release(): void }
+
+export interface NativeModel {
+  setWeights(w: Record<string, Float32Array>): Promise<void>;
+  getWeights(): Promise<Record<string, Float32Array>>;
+  forward(x: Float32Array, n: number, training: boolean): Promise<Float32Array>;
+  gradients(x: Float32Array, labels: Int32Array, n: number): Promise<{ loss: number; grads: Record<string, Float32Array> }>;
+  setOptimizer(config: object, state?: NativeOptimizerState): void;
+  setLearningRate(lr: number): void;
+  getOptimizerState(): Promise<NativeOptimizerState | undefined>;
+  trainStep(x: Float32Array, labels: Int32Array, n: number): Promise<NativeStep>;
+  evaluate(x: Float32Array, labels: Int32Array, n: number): Promise<NativeStep>;
+  uploadDataset(x: Float32Array, labels: Int32Array, n: number): NativeDataset;
+  trainEpoch(d: NativeDataset, order: Int32Array, batchSize: number, onProgress?: (batches: number, meanLoss: number) => void): Promise<NativeEpoch>;
+  evaluateDataset(d: NativeDataset, batchSize: number): Promise<NativeEpoch>;
+  /** Settles after every earlier call; rejects with an error from an earlier setter. */
+  sync(): Promise<void>;
+  dispose(): void;
+}
+
+export interface NativeAddon {
+  NativeModel: new (ops: NativeOpSpec[], output: number, opts: { device: string; threads: number; channelsLast: boolean; seed?: number }) => NativeModel;
+  info(): { torchVersion: string; cuda: boolean; cudaDevices: number; defaultThreads: number; parallelInfo: string };
+}
+
+/** Where the addon is looked for; R2R_TORCH_ADDON overrides (a prebuilt .node elsewhere). */
+export function addonPath(): string {
+  return process.env.R2R_TORCH_ADDON ?? fileURLToPath(new URL('../../../native/build/Release/r2r_torch.node', import.meta.url));
+}
+
+export const INSTALL_HINT =
+  'install libtorch and build the addon: `apt-get install -y libtorch-dev && npm run build:native` ' +
+  '(or, with a downloaded LibTorch, `LIBTORCH=/path/to/libtorch npm run build:native`); ' +
+  'or choose the TensorFlow.js engine with --engine tfjs';
+
+let cached: NativeAddon | undefined;
+
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  const file = addonPath();
+  if (!existsSync(file)) {
+    throw new EngineUnavailableError(`torch engine: the native addon is not built (${file} does not exist); ${INSTALL_HINT}`);
+  }
+  try {
+    cached = createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (e) {
+    const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    throw new EngineUnavailableError(
+      `torch engine: could not load ${file} (${why}); libtorch's shared libraries may be missing or of another version than the build used; ${INSTALL_HINT}`,
+      { cause: e },
+    );
+  }
+  return cached;
+}
