@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { installConv2dGradient } from './ops.ts';
 import { EngineUnavailableError, R2RError, UsageError } from '../../errors.ts';
 
 export type TfjsBackendName = 'wasm' | 'cpu';
@@ -39,6 +40,7 @@ async function init(name: TfjsBackendName): Promise<void> {
     const main = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm');
     setWasmPaths(join(dirname(main), '/'));
     wasmPathsSet = true;
+    installConv2dGradient();
   }
   let ok: boolean;
   try {
@@ -61,4 +63,3 @@ export function activate(name: TfjsBackendName): void {
   if (tf.getBackend() !== name) throw new R2RError('R2R_ENGINE', `tfjs engine: could not switch to backend '${name}' (was it initialised?)`);
 }
 
-export { tf };

@@ -12,7 +12,8 @@ import { Rng } from '../../rng.ts';
 import type {
   Batch, BuildOptions, EngineModel, ForwardOptions, OptimizerConfig, OptimizerState, StepResult,
 } from '../engine.ts';
-import { activate, tf, type TfjsBackendName } from './backend.ts';
+import * as tf from '@tensorflow/tfjs';
+import { activate, type TfjsBackendName } from './backend.ts';
 import * as ops from './ops.ts';
 import { TfjsOptimizer, checkLearningRate, type TrainableParam } from './optimizers.ts';
 
@@ -86,7 +87,7 @@ export class TfjsModel implements EngineModel {
     const x = ins[0];
     switch (node.kind) {
       case 'conv2d': {
-        const y = ops.conv2d(x as Tensor4D, this.param(node, 'kernel') as Tensor as Tensor4D, node.strides, this.windows.get(node.name)!, this.backend === 'wasm');
+        const y = ops.conv2d(x as Tensor4D, this.param(node, 'kernel') as Tensor as Tensor4D, node.strides, this.windows.get(node.name)!);
         return node.useBias ? tf.add(y, this.param(node, 'bias')) : y;
       }
       case 'dense': {

@@ -7,7 +7,7 @@ import type { Tensor, Tensor4D } from '@tensorflow/tfjs';
 import { UnsupportedLayerError } from '../../errors.ts';
 import type { Window2d } from '../../ir/shapes.ts';
 import type { ActivationFn } from '../../ir/types.ts';
-import { tf } from './backend.ts';
+import * as tf from '@tensorflow/tfjs';
 
 type Pads4 = [[number, number], [number, number], [number, number], [number, number]];
 
@@ -18,28 +18,89 @@ function noPads(win: Window2d): boolean {
   return win.top === 0 && win.bottom === 0 && win.left === 0 && win.right === 0;
 }
 
+/** 2-D convolution, NHWC, kernel `[kh, kw, cin, cout]`, with the window's explicit pads. */
+export function conv2d(x: Tensor4D, kernel: Tensor4D, strides: [number, number], win: Window2d): Tensor4D {
+  return tf.conv2d(x, kernel, strides, noPads(win) ? 'valid' : explicitPads(win));
+}
+
+let conv2dGradInstalled = false;
+
 /**
- * 2-D convolution, NHWC, kernel `[kh, kw, cin, cout]`, with the window's explicit pads.
- * `ownFilterGrad` replaces the stock gradient (the wasm backend has no Conv2DBackpropFilter
- * kernel) by one built from kernels every backend has: see `conv2dFilterGrad`.
+ * Replaces the Conv2D gradient, for the wasm backend only: wasm has no Conv2DBackpropFilter
+ * kernel (stock training of conv nets fails there) and its Conv2DBackpropInput is a slow scalar
+ * loop, while its Conv2D is XNNPACK. Both gradients become forward convolutions. Other backends
+ * (and dilated or NCHW convs) keep the stock gradient. Gradients stay lazy per input, so the
+ * first layer never computes dL/d(image).
  */
-export function conv2d(x: Tensor4D, kernel: Tensor4D, strides: [number, number], win: Window2d, ownFilterGrad: boolean): Tensor4D {
-  const pad = noPads(win) ? 'valid' : explicitPads(win);
-  if (!ownFilterGrad) return tf.conv2d(x, kernel, strides, pad);
-  const op = tf.customGrad((xi, ki, save) => {
-    const xt = xi as Tensor4D, kt = ki as Tensor4D;
-    (save as (ts: Tensor[]) => void)([xt, kt]);
-    return {
-      value: tf.conv2d(xt, kt, strides, pad),
-      gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const [xs, ks] = saved as [Tensor4D, Tensor4D];
-        const dy4 = dy as Tensor4D;
-        const dx = tf.conv2dTranspose(dy4, ks, xs.shape, strides, pad);
-        return [dx, conv2dFilterGrad(xs, dy4, ks.shape, strides, win)];
-      },
-    };
+export function installConv2dGradient(): void {
+  if (conv2dGradInstalled) return;
+  const stock = tf.getGradient('Conv2D');
+  tf.registerGradient({
+    kernelName: 'Conv2D',
+    inputsToSave: ['x', 'filter'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, filter] = saved as [Tensor4D, Tensor4D];
+      const a = attrs as unknown as { strides: number | [number, number]; pad: Parameters<typeof tf.conv2d>[3]; dilations?: number | [number, number]; dataFormat?: string; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
+      const dil = a.dilations ?? 1;
+      const plain = (typeof dil === 'number' ? dil === 1 : dil.every((d) => d === 1)) && (a.dataFormat ?? 'NHWC') === 'NHWC';
+      if (tf.getBackend() !== 'wasm' || !plain) return stock.gradFunc(dy, saved, attrs);
+      const info = tf.backend_util.computeConv2DInfo(x.shape, filter.shape, a.strides, 1, a.pad, a.dimRoundingMode);
+      const strides: [number, number] = [info.strideHeight, info.strideWidth];
+      const p = info.padInfo;
+      const win: Window2d = { outH: info.outHeight, outW: info.outWidth, top: p.top, bottom: p.bottom, left: p.left, right: p.right };
+      const dy4 = dy as Tensor4D;
+      return {
+        x: () => conv2dInputGrad(dy4, filter, x.shape, strides, win),
+        filter: () => conv2dFilterGrad(x, dy4, filter.shape, strides, win),
+      };
+    },
   });
-  return op(x, kernel) as Tensor4D;
+  conv2dGradInstalled = true;
+}
+
+/**
+ * dL/dx as a forward convolution (wasm's Conv2DBackpropInput is a slow scalar loop; its Conv2D
+ * is XNNPACK): dx[i] = sum_j dyd[i + top - (kh-1) + j] * K[kh-1-j], where dyd is dy with
+ * (stride - 1) zeros between entries. So: dilate dy, pad it by kh-1-top before and whatever
+ * fills the input size after (crop where negative), and run a stride-1 'valid' conv with the
+ * kernel flipped spatially and its in/out channels swapped.
+ */
+export function conv2dInputGrad(dy: Tensor4D, kernel: Tensor4D, xShape: [number, number, number, number], strides: [number, number], win: Window2d): Tensor4D {
+  return tf.tidy(() => {
+    const [n, h, w, cin] = xShape;
+    const [kh, kw] = kernel.shape;
+    const [, oh, ow, cout] = dy.shape;
+    const [sh, sw] = strides;
+    let d: Tensor4D = dy;
+    const before = [kh - 1 - win.top, kw - 1 - win.left];
+    if (sh > 1 || sw > 1) {
+      // Interleave zeros: [N, OH, 1, OW, 1, C] padded to [N, OH, sh, OW, sw, C]. The s-1 zeros
+      // go before each entry where the leading pad can absorb them (no crop needed), else after.
+      const zb = [before[0] >= sh - 1 ? sh - 1 : 0, before[1] >= sw - 1 ? sw - 1 : 0];
+      const z = tf.pad(tf.reshape(dy, [n, oh, 1, ow, 1, cout]), [[0, 0], [0, 0], [zb[0], sh - 1 - zb[0]], [0, 0], [zb[1], sw - 1 - zb[1]], [0, 0]]);
+      d = tf.reshape(z, [n, oh * sh, ow * sw, cout]);
+      before[0] -= zb[0];
+      before[1] -= zb[1];
+    }
+    const after = [h + kh - 1 - before[0] - d.shape[1], w + kw - 1 - before[1] - d.shape[2]];
+    d = padOrCrop(d, before, after) as Tensor4D;
+    const kt = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2]) as Tensor4D;
+    const dx = tf.conv2d(d, kt, [1, 1], 'valid');
+    if (dx.shape[3] !== cin) throw new Error(`conv2dInputGrad: got ${dx.shape} for input ${xShape}`);
+    return dx;
+  });
+}
+
+/** Pads (positive) or crops (negative) the two spatial axes of an NHWC tensor. */
+function padOrCrop(x: Tensor4D, before: number[], after: number[]): Tensor4D {
+  const pads: Pads4 = [[0, 0], [Math.max(before[0], 0), Math.max(after[0], 0)], [Math.max(before[1], 0), Math.max(after[1], 0)], [0, 0]];
+  let y = pads.some(([a, b]) => a > 0 || b > 0) ? tf.pad(x, pads) : x;
+  const crop = [Math.max(-before[0], 0), Math.max(-after[0], 0), Math.max(-before[1], 0), Math.max(-after[1], 0)];
+  if (crop.some((c) => c > 0)) {
+    const [, hh, ww, c] = y.shape;
+    y = tf.slice(y, [0, crop[0], crop[2], 0], [y.shape[0], hh - crop[0] - crop[1], ww - crop[2] - crop[3], c]);
+  }
+  return y;
 }
 
 /**

@@ -14,7 +14,7 @@ import { InvalidWeightsError, UsageError } from '../../errors.ts';
 import { shapeToString, sizeOf } from '../../ir/shapes.ts';
 import type { Weights } from '../../ir/types.ts';
 import type { OptimizerConfig, OptimizerState } from '../engine.ts';
-import { tf } from './backend.ts';
+import * as tf from '@tensorflow/tfjs';
 
 export interface TrainableParam { name: string; variable: Variable }
 

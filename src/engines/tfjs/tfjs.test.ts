@@ -1,0 +1,154 @@
+/**
+ * TensorFlow.js specifics: the wasm Conv2D gradient against the cpu backend's stock one, whole-model
+ * gradients wasm vs cpu, tensor leaks, seeded dropout, backend selection. The engine-agnostic
+ * conformance suite lives in test/engines/.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { R2RError } from '../../errors.ts';
+import { GraphBuilder } from '../../ir/builder.ts';
+import type { Padding } from '../../ir/types.ts';
+import { resolveWindow } from '../../ir/shapes.ts';
+import { initWeights } from '../../ir/weights.ts';
+import { zooModel } from '../../models/zoo.ts';
+import { compareLogits } from '../../reference/compare.ts';
+import { forwardReference } from '../../reference/execute.ts';
+import { Rng } from '../../rng.ts';
+import { activate, initBackend } from './backend.ts';
+import { createTfjsEngine } from './index.ts';
+import * as ops from './ops.ts';
+
+function randn(shape: number[], rng: Rng): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(Float32Array.from({ length: n }, () => rng.normal()), shape);
+}
+
+function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0, m = 0;
+  for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); m = Math.max(m, Math.abs(b[i])); }
+  return m === 0 ? d : d / m;
+}
+
+describe('tfjs engine: backends', () => {
+  it("describes itself as 'tfjs <version> (<backend>)' and refuses unknown backends", async () => {
+    assert.equal((await createTfjsEngine()).description, `tfjs ${tf.version_core} (wasm)`);
+    assert.equal((await createTfjsEngine({ backend: 'cpu' })).description, `tfjs ${tf.version_core} (cpu)`);
+    await assert.rejects(createTfjsEngine({ backend: 'webgpu' }), (e) => e instanceof R2RError && e.code === 'R2R_USAGE' && /webgpu/.test(e.message));
+  });
+
+  it('cpu backend matches the reference too (small-conv, both modes)', async () => {
+    const g = zooModel('small-conv', { width: 0.25 });
+    const rng = new Rng('cpu-fwd');
+    const w = initWeights(g, rng);
+    const x = Float32Array.from({ length: 2 * 32 * 32 * 3 }, () => rng.normal());
+    const m = await (await createTfjsEngine({ backend: 'cpu' })).build(g, w);
+    for (const training of [false, true]) {
+      const d = compareLogits(forwardReference(g, w, x, 2, { training }), await m.forward({ x, n: 2 }, { training }));
+      assert.ok(d.relDiff <= 1e-5, `training=${training}: ${d.relDiff}`);
+    }
+    m.dispose();
+  });
+});
+
+describe('tfjs engine: Conv2D gradient on wasm (own) vs cpu (stock)', () => {
+  const cases: { k: [number, number]; s: [number, number]; p: Padding; hw: [number, number] }[] = [
+    { k: [3, 3], s: [1, 1], p: 'same', hw: [7, 6] },
+    { k: [3, 3], s: [2, 2], p: [1, 1, 1, 1], hw: [8, 8] },
+    { k: [7, 7], s: [2, 2], p: [3, 3, 3, 3], hw: [12, 12] },
+    { k: [1, 1], s: [2, 2], p: 'valid', hw: [7, 8] },
+    { k: [4, 2], s: [2, 3], p: 'same', hw: [9, 10] },
+    { k: [3, 5], s: [3, 2], p: [0, 2, 3, 1], hw: [10, 9] },
+    { k: [2, 2], s: [1, 1], p: 'valid', hw: [5, 5] },
+    { k: [1, 1], s: [1, 1], p: [2, 0, 0, 1], hw: [4, 4] },
+  ];
+  for (const c of cases) {
+    it(`k=${c.k} s=${c.s} p=${JSON.stringify(c.p)} x=${c.hw}: dx and dK agree to 1e-5`, async () => {
+      await initBackend('wasm');
+      await initBackend('cpu');
+      const rng = new Rng(JSON.stringify(c));
+      const [h, w] = c.hw, cin = 3, cout = 4, n = 2;
+      const win = resolveWindow(h, w, c.k, c.s, c.p);
+      const xd = randn([n, h, w, cin], rng), kd = randn([...c.k, cin, cout], rng), rd = randn([n, win.outH, win.outW, cout], rng);
+      const grads = (backend: 'wasm' | 'cpu') => {
+        activate(backend);
+        return tf.tidy(() => {
+          const [x, k, r] = [xd, kd, rd].map((t) => tf.tensor(t.dataSync(), t.shape));
+          const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(ops.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, win), r));
+          return tf.grads(f)([x, k]).map((t) => t.dataSync() as Float32Array);
+        });
+      };
+      const [dxW, dkW] = grads('wasm');
+      const [dxC, dkC] = grads('cpu');
+      assert.ok(maxRel(dxW, dxC) <= 1e-5, `dx: ${maxRel(dxW, dxC)}`);
+      assert.ok(maxRel(dkW, dkC) <= 1e-5, `dK: ${maxRel(dkW, dkC)}`);
+      tf.dispose([xd, kd, rd]);
+    });
+  }
+
+  it('whole-model gradients (resnet-cifar10 at 0.125, 16x16 input) agree between wasm and cpu', async () => {
+    const g = zooModel('resnet-cifar10', { width: 0.125, inputShape: [16, 16, 3] });
+    const rng = new Rng('model-grads');
+    const w = initWeights(g, rng, { randomBatchNorm: true });
+    const n = 4;
+    const batch = { x: Float32Array.from({ length: n * 16 * 16 * 3 }, () => rng.normal()), n, labels: Int32Array.from({ length: n }, () => rng.int(10)) };
+    const mw = await (await createTfjsEngine({ backend: 'wasm' })).build(g, w);
+    const mc = await (await createTfjsEngine({ backend: 'cpu' })).build(g, w);
+    const a = await mw.gradients(batch), b = await mc.gradients(batch);
+    assert.ok(Math.abs(a.loss - b.loss) <= 1e-5 * a.loss);
+    for (const k of Object.keys(b.grads)) assert.ok(maxRel(a.grads[k].data, b.grads[k].data) <= 1e-4, `${k}: ${maxRel(a.grads[k].data, b.grads[k].data)}`);
+    mw.dispose();
+    mc.dispose();
+  });
+});
+
+describe('tfjs engine: resources and dropout', () => {
+  it('does not leak tensors over repeated steps, evaluations and optimizer changes', async () => {
+    const engine = await createTfjsEngine();
+    const g = zooModel('resnet-cifar10', { width: 0.125, inputShape: [16, 16, 3] });
+    const rng = new Rng('leak');
+    const before = tf.memory().numTensors;
+    const m = await engine.build(g, initWeights(g, rng));
+    const batch = { x: Float32Array.from({ length: 4 * 16 * 16 * 3 }, () => rng.normal()), n: 4, labels: Int32Array.from([1, 2, 3, 4]) };
+    const cycle = async () => {
+      await m.trainStep(batch);
+      await m.forward(batch, { training: true });
+      await m.forward(batch, { training: false });
+      await m.evaluate(batch);
+      await m.gradients(batch);
+      await m.setWeights(await m.getWeights());
+      await m.getOptimizerState();
+    };
+    m.setOptimizer({ kind: 'adam', lr: 1e-3 });
+    await cycle();
+    const steady = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) await cycle();
+    assert.equal(tf.memory().numTensors, steady);
+    m.setOptimizer({ kind: 'sgd', lr: 0.1, momentum: 0.9 }, undefined);
+    await cycle();
+    assert.ok(tf.memory().numTensors < steady, 'SGD keeps one slot instead of two');
+    await assert.rejects(m.trainStep({ ...batch, labels: Int32Array.from([0, 0, 0, 99]) }));
+    await assert.rejects(m.forward({ x: batch.x, n: 3 }, { training: false }));
+    m.dispose();
+    assert.equal(tf.memory().numTensors, before);
+    await assert.rejects(m.forward(batch, { training: false }), (e) => e instanceof R2RError && e.code === 'R2R_USAGE');
+  });
+
+  it('dropout is seeded in training mode and the identity in inference mode', async () => {
+    const b = new GraphBuilder('drop');
+    const x = b.input([50]);
+    const g = b.build(b.dense(b.dropout(x, 0.5, 'drop'), 3, { name: 'fc' }));
+    const rng = new Rng('drop');
+    const w = initWeights(g, rng);
+    const batch = { x: Float32Array.from({ length: 4 * 50 }, () => rng.normal()), n: 4 };
+    const engine = await createTfjsEngine();
+    const [m1, m2, m3] = await Promise.all([engine.build(g, w, { seed: 7 }), engine.build(g, w, { seed: 7 }), engine.build(g, w, { seed: 8 })]);
+    const t1 = await m1.forward(batch, { training: true });
+    assert.deepEqual(await m2.forward(batch, { training: true }), t1);
+    assert.notDeepEqual(await m3.forward(batch, { training: true }), t1);
+    assert.notDeepEqual(await m1.forward(batch, { training: true }), t1, 'the mask changes from call to call');
+    const ref = forwardReference(g, w, batch.x, batch.n, { training: false });
+    assert.ok(compareLogits(ref, await m1.forward(batch, { training: false })).relDiff <= 1e-6);
+    for (const m of [m1, m2, m3]) m.dispose();
+  });
+});
