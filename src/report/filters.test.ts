@@ -4,41 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
-import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
-import type { Tensor, Weights } from '../ir/types.ts';
-import { cloneWeights, initWeights, tensor } from '../ir/weights.ts';
-import { zooModel } from '../models/zoo.ts';
-import { Rng } from '../rng.ts';
+import { loadCheckpoint } from '../io/checkpoint.ts';
+import type { Tensor } from '../ir/types.ts';
+import { tensor } from '../ir/weights.ts';
 import { COLORS, filterGrid, normalizedFilter, writeFilters, type CellLayout, type FilterGrid } from './filters.ts';
+import { makeFilterCheckpoints } from './synthetic.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'r2r-filters-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-/**
- * Three SmallConv checkpoints like the paper's figure 4: the teacher (16 filters), right after an
- * R2R-style widen to 32 (old filters kept, new ones in equal pairs [U; U]), and after "training"
- * (every weight nudged).
- */
-export function makeFilterCheckpoints(dir: string): { teacher: string; widened: string; trained: string } {
-  const rng = new Rng(7);
-  const tGraph = zooModel('small-conv');
-  const tWeights = initWeights(tGraph, rng);
-  const wGraph = zooModel('small-conv', { width: 2 });
-  const wWeights = initWeights(wGraph, rng);
-  const tk = tWeights['conv1/kernel'], wk = wWeights['conv1/kernel'];
-  const [kh, kw, cin] = tk.shape;
-  for (let i = 0; i < kh * kw * cin; i++) {
-    for (let f = 0; f < 16; f++) wk.data[i * 32 + f] = tk.data[i * 16 + f];
-    for (let f = 0; f < 8; f++) wk.data[i * 32 + 24 + f] = wk.data[i * 32 + 16 + f];
-  }
-  const trained: Weights = cloneWeights(wWeights);
-  for (const t of Object.values(trained)) for (let i = 0; i < t.data.length; i++) t.data[i] += 0.05 * rng.normal();
-  const paths = { teacher: join(dir, 'teacher'), widened: join(dir, 'widened'), trained: join(dir, 'trained') };
-  saveCheckpoint(paths.teacher, { graph: tGraph, weights: tWeights });
-  saveCheckpoint(paths.widened, { graph: wGraph, weights: wWeights });
-  saveCheckpoint(paths.trained, { graph: wGraph, weights: trained });
-  return paths;
-}
 
 /** The filter image inside a cell (without its border), as RGB bytes, read from a decoded PNG. */
 function cellPixels(png: PNG, c: CellLayout): number[] {
