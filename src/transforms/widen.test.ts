@@ -5,6 +5,7 @@ import { GraphBuilder } from '../ir/builder.ts';
 import { countParams, paramSpecs } from '../ir/graph.ts';
 import type { ActivationFn, Graph, Weights } from '../ir/types.ts';
 import { cloneWeights, initWeights, validateWeights } from '../ir/weights.ts';
+import { mlp } from '../models/mlp.ts';
 import { zooModel } from '../models/zoo.ts';
 import { Rng } from '../rng.ts';
 import { stdOf } from './init.ts';
@@ -202,6 +203,14 @@ describe('widen: groups it may not widen, and options', () => {
     expectCode({ method: 'r2r', at: 'conv1', add: 0 }, /add must be a positive integer/);
     expectCode({ method: 'r2r', at: 'conv1', factor: 0.5 }, /factor must be a number > 1/);
     expectCode({ method: 'wider' as 'r2r' }, /unknown method "wider"/);
+  });
+  it("'all' skips groups a factor cannot grow, with a note; none growable is an error", () => {
+    const small = net(mlp({ hidden: [1, 16], inputShape: [4] }));
+    const r = widen(small.graph, small.weights, { method: 'net2net', factor: 1.2 });
+    assert.deepEqual(r.weights['fc2/kernel'].shape, [1, 19]);
+    assert.match(r.report.notes.join('\n'), /skipped group \d \(fc1→act1, 1 channels\): factor 1.2 adds no channel/);
+    const tiny = net(mlp({ hidden: [1], inputShape: [4] }));
+    assert.throws(() => widen(tiny.graph, tiny.weights, { method: 'net2net', factor: 1.2 }), /adds no channel to any group/);
   });
 });
 

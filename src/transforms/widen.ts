@@ -75,6 +75,7 @@ export function widen(graph: Graph, weights: Weights, opts: WidenOptions): Trans
     if (targets.length === 0) throw new TransformError(`widen: '${graph.name ?? 'graph'}' has no widenable channel group (every group holds the input or feeds the logits)`);
     for (const g of targets.filter((t) => extra(t) < 1)) notes.push(`skipped ${describeGroup(g)}: factor ${opts.factor} adds no channel`);
     targets = targets.filter((t) => extra(t) >= 1);
+    if (targets.length === 0) throw new TransformError(`widen: factor ${opts.factor} adds no channel to any group of '${graph.name ?? 'graph'}'; use a larger factor or add`);
   } else {
     targets = [targetGroup(graph, analysis, at)];
     if (extra(targets[0]) < 1) throw new TransformError(`widen: factor ${opts.factor} adds no channel to ${describeGroup(targets[0])}; use a larger factor or add`);
@@ -97,7 +98,6 @@ export function widen(graph: Graph, weights: Weights, opts: WidenOptions): Trans
     step.tensorsChanged.forEach((k) => changed.add(k));
     notes.push(`widened ${describeGroup(group)} by ${E} to ${group.size + E}`);
   }
-  if (g === graph) g = structuredClone(graph);
 
   return {
     graph: g,
