@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -7,7 +7,7 @@ import { PNG } from 'pngjs';
 import { loadCheckpoint } from '../io/checkpoint.ts';
 import type { Tensor } from '../ir/types.ts';
 import { tensor } from '../ir/weights.ts';
-import { COLORS, filterGrid, normalizedFilter, writeFilters, type CellLayout, type FilterGrid } from './filters.ts';
+import { COLORS, filterGrid, normalizedFilter, resolveCheckpoint, writeFilters, type CellLayout, type FilterGrid } from './filters.ts';
 import { makeFilterCheckpoints } from './synthetic.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'r2r-filters-'));
@@ -91,6 +91,18 @@ describe('filters PNG: widened vs trained (figure 4)', () => {
     const same = writeFilters([ck.trained], join(root, 'one.png'));
     assert.equal(same.cells.filter((c) => c.isNew).length, 0);
     assert.equal(writeFilters([ck.trained], join(root, 'old.png'), { old: 20 }).cells.filter((c) => c.isNew).length, 12);
+  });
+
+  test('a run directory stands for its last checkpoint: final/, else the newest checkpoints/epoch-*', () => {
+    const run = join(root, 'run');
+    mkdirSync(join(run, 'checkpoints'), { recursive: true });
+    cpSync(ck.teacher, join(run, 'checkpoints', 'epoch-0001'), { recursive: true });
+    cpSync(ck.trained, join(run, 'checkpoints', 'epoch-0002'), { recursive: true });
+    assert.equal(resolveCheckpoint(run), join(run, 'checkpoints', 'epoch-0002'));
+    cpSync(ck.widened, join(run, 'final'), { recursive: true });
+    assert.equal(resolveCheckpoint(run), join(run, 'final'));
+    assert.equal(resolveCheckpoint(ck.teacher), ck.teacher);
+    assert.equal(writeFilters([run], join(root, 'run.png')).checkpoints[0], join(run, 'final'));
   });
 
   test('bad layers are refused with the conv layers listed', () => {

@@ -11,10 +11,11 @@
  * panel the old filters (index < `old`: the teacher's) fill the first rows with grey borders;
  * the new ones start on a fresh row, below an orange line, with orange borders.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { UsageError } from '../errors.ts';
-import { loadCheckpoint } from '../io/checkpoint.ts';
+import { isCheckpoint, loadCheckpoint } from '../io/checkpoint.ts';
 import type { Graph, Tensor } from '../ir/types.ts';
 
 export interface FilterPanel { label: string; node: string; kernel: Tensor }
@@ -61,8 +62,24 @@ export function firstConv(graph: Graph): string {
   return n.name;
 }
 
-/** Reads a conv layer's kernel [kh, kw, cin, cout] from a checkpoint directory. */
-export function loadFilterPanel(dir: string, layer?: string, label = dir): FilterPanel {
+/**
+ * A checkpoint directory, or a run directory standing for its last checkpoint (`final/`, else the
+ * newest `checkpoints/epoch-*`).
+ */
+export function resolveCheckpoint(dir: string): string {
+  if (isCheckpoint(dir)) return dir;
+  if (isCheckpoint(join(dir, 'final'))) return join(dir, 'final');
+  const root = join(dir, 'checkpoints');
+  if (existsSync(root)) {
+    const epochs = readdirSync(root).filter((e) => isCheckpoint(join(root, e))).sort();
+    if (epochs.length) return join(root, epochs[epochs.length - 1]);
+  }
+  return dir;
+}
+
+/** Reads a conv layer's kernel [kh, kw, cin, cout] from a checkpoint (or run) directory. */
+export function loadFilterPanel(path: string, layer?: string, label = path): FilterPanel {
+  const dir = resolveCheckpoint(path);
   const { graph, weights } = loadCheckpoint(dir);
   const node = layer ?? firstConv(graph);
   const n = graph.nodes.find((x) => x.name === node);
@@ -173,11 +190,12 @@ export interface WriteFiltersOptions extends FilterGridOptions {
 }
 
 /** Draws the checkpoints' filters (one panel each, in order) and writes the PNG to `out`. */
-export function writeFilters(checkpoints: string[], out: string, opts: WriteFiltersOptions = {}): FilterGrid {
-  const panels = checkpoints.map((c) => loadFilterPanel(c, opts.layer));
+export function writeFilters(checkpoints: string[], out: string, opts: WriteFiltersOptions = {}): FilterGrid & { checkpoints: string[] } {
+  const resolved = checkpoints.map(resolveCheckpoint);
+  const panels = resolved.map((c) => loadFilterPanel(c, opts.layer));
   let old = opts.old;
   if (old === undefined && opts.teacher) old = loadFilterPanel(opts.teacher, opts.layer).kernel.shape[3];
   const grid = filterGrid(panels, { ...opts, old });
   writeFileSync(out, encodePng(grid));
-  return grid;
+  return { ...grid, checkpoints: resolved };
 }

@@ -102,6 +102,7 @@ function curves(suite: SuiteData, pl: Map<string, Placement>): { points: CurvePo
     for (const t of r.transforms) {
       const flops = Number.isFinite(t.flops) ? t.flops : flopsAtEpoch(r, t.epoch);
       if (Number.isFinite(t.valAccAfter)) items.push({ epoch: t.epoch, order: 1, p: { run: r.name, epoch: t.epoch + eo, flops: flops + fo, valAcc: t.valAccAfter, valLoss: t.valLossAfter } });
+      if (!Number.isFinite(t.valAccBefore) || !Number.isFinite(t.valAccAfter)) continue;
       markers.push({ run: r.name, epoch: t.epoch + eo, flops: flops + fo, before: t.valAccBefore, after: t.valAccAfter, spec: t.spec ?? t.transform, method: t.method ?? '', marker: MARKER_LABEL });
     }
     items.sort((a, b) => a.epoch - b.epoch || a.order - b.order);

@@ -7,7 +7,7 @@ export function register(program: Command): void {
   program
     .command('filters')
     .description('Draw the filters of the first conv layer (or --layer) of a checkpoint as a PNG grid, each filter colour-normalised to its own min..max. With --compare, a second panel below shows the same layer of another checkpoint (e.g. right after the widen, then after further training). The teacher\'s filters (index < --old, or the smaller filter count of the two) have grey borders; the new ones start on a fresh row below an orange line and have orange borders.')
-    .argument('<checkpoint>', 'checkpoint directory (model.json + weights.safetensors)')
+    .argument('<checkpoint>', 'checkpoint directory (model.json + weights.safetensors), or a run directory for its last checkpoint')
     .addOption(new Option('--compare <checkpoint>', 'a second checkpoint drawn as a second panel (below a blue bar)'))
     .addOption(new Option('--out <file>', 'PNG file to write').default('filters.png'))
     .addOption(new Option('--layer <node>', 'conv2d node to draw (default: the first conv)'))
@@ -24,11 +24,11 @@ export function register(program: Command): void {
       const grid = writeFilters(ckpts, o.out, { layer: o.layer, old: o.old, teacher: o.teacher, scale: o.scale, columns: o.columns });
       const counts = ckpts.map((_, i) => grid.cells.filter((c) => c.panel === i).length);
       if (o.json) {
-        printJson({ out: o.out, width: grid.width, height: grid.height, old: grid.old, scale: grid.scale, panels: ckpts.map((c, i) => ({ checkpoint: c, filters: counts[i] })) });
+        printJson({ out: o.out, width: grid.width, height: grid.height, old: grid.old, scale: grid.scale, panels: grid.checkpoints.map((c, i) => ({ checkpoint: c, filters: counts[i] })) });
         return;
       }
       process.stdout.write(`wrote ${o.out} (${grid.width}x${grid.height})\n`);
-      ckpts.forEach((c, i) => {
+      grid.checkpoints.forEach((c, i) => {
         const n = counts[i];
         const fresh = Math.max(0, n - grid.old);
         process.stdout.write(`panel ${i + 1} (${i === 0 ? 'top' : 'below the blue bar'}): ${c}: ${n} filters${fresh ? `, ${Math.min(n, grid.old)} old (grey) + ${fresh} new (orange, below the orange line)` : ''}\n`);
