@@ -18,7 +18,7 @@ export type { InitOptions, InitMethod } from './init.ts';
 export type TransformSpec =
   | ({ transform: 'widen' } & WidenOptions)
   | ({ transform: 'deepen' } & DeepenOptions)
-  | ({ transform: 'kernel' } & KernelMorphOptions);
+  | ({ transform: 'kernel'; /** Kernel-size morphing is Network Morphism's; named for uniformity. */ method?: 'netmorph'; seed?: number } & KernelMorphOptions);
 
 export function applyTransform(graph: Graph, weights: Weights, spec: TransformSpec): TransformResult {
   switch (spec.transform) {
