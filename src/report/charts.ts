@@ -50,7 +50,7 @@ export interface ChartOptions {
   height?: number;
 }
 
-export const MARKER_LABEL = 'transform: val. acc. before → after';
+export const MARKER_LABEL = 'transform (before → after)';
 
 const X_TITLE: Record<XAxis, string> = { epoch: 'Epoch', flops: 'Cumulative training FLOPs' };
 const Y_TITLE: Record<YField, string> = { valAcc: 'Validation accuracy', trainLoss: 'Training loss', valLoss: 'Validation loss' };
@@ -59,6 +59,8 @@ const Y_TITLE: Record<YField, string> = { valAcc: 'Validation accuracy', trainLo
 export function chartSpec(points: CurvePoint[], markers: TransformMarker[], o: ChartOptions): TopLevelSpec {
   const x = {
     field: o.x, type: 'quantitative' as const, title: X_TITLE[o.x],
+    // FLOPs from zero, so the distances between runs read as cost; epochs from the first one.
+    scale: { zero: o.x === 'flops' },
     axis: o.x === 'flops' ? { format: '~s' } : { format: 'd', tickMinStep: 1 },
   };
   const isAcc = o.y === 'valAcc';
