@@ -101,6 +101,43 @@ describe('deepen: exactness per method, model and mode (reference executor)', ()
   });
 });
 
+describe('deepen: other insertion points', () => {
+  /** A flat network with batch norm: input [12] -> dense 8 -> BN -> ReLU -> dense 3. */
+  function flatBn(): { graph: Graph; weights: Weights; x: Float32Array } {
+    const b = new GraphBuilder('flat-bn');
+    const y = b.relu(b.batchNorm(b.dense(b.input([12]), 8, { useBias: false, name: 'fc1' }), { name: 'bn1' }), 'relu1');
+    const graph = b.build(b.dense(y, 3, { name: 'fc2' }));
+    const r = new Rng(5);
+    return { graph, weights: initWeights(graph, new Rng(4), { randomBatchNorm: true }), x: new Float32Array(6 * 12).map(() => r.normal()) };
+  }
+  const diffs = (a: { graph: Graph; weights: Weights }, b: { graph: Graph; weights: Weights }, x: Float32Array, n: number) =>
+    [false, true].map((training) => compareLogits(forwardReference(a.graph, a.weights, x, n, { training }), forwardReference(b.graph, b.weights, x, n, { training })).relDiff);
+
+  it('flat volume in a network with batch norm: dense-BN blocks; r2r exact in both modes, net2net in inference', (t) => {
+    const m = flatBn();
+    const r2r = deepen(m.graph, m.weights, { method: 'r2r', after: 'relu1' });
+    const n2n = deepen(m.graph, m.weights, { method: 'net2net', after: 'relu1' });
+    assert.deepEqual(r2r.graph.nodes.filter((n) => n.name.startsWith('relu1_deep1')).map((n) => n.kind), ['dense', 'batchNorm', 'activation', 'dense', 'batchNorm', 'add', 'activation']);
+    const [ri, rt] = diffs(m, r2r, m.x, 6), [ni, nt] = diffs(m, n2n, m.x, 6);
+    t.diagnostic(`flat-bn r2r: relDiff inference ${ri.toExponential(2)}, training ${rt.toExponential(2)}; net2net: inference ${ni.toExponential(2)}, training ${nt.toExponential(2)}`);
+    assert.ok(ri <= EXACT && rt <= EXACT && ni <= EXACT);
+    assert.ok(nt > EXACT);
+    assert.deepEqual(n2n.report.exact, { inference: true, training: false });
+  });
+
+  it('r2r after a volume that is not an activation output (a max pool, a batch norm): no ReLU after the add, exact', (t) => {
+    for (const [name, after] of [['small-conv', 'pool1'], ['resnet-cifar18-nores', 's1b1_bn2']]) {
+      const m = model(name);
+      const res = deepen(m.graph, m.weights, { method: 'r2r', after });
+      const add = res.graph.nodes.find((n) => n.name === `${after}_deep1_add`)!;
+      assert.ok(!res.graph.nodes.some((n) => n.inputs.includes(add.name) && n.kind === 'activation' && n.name.startsWith(`${after}_deep1`)));
+      const [inf, train] = diffs(m, res, m.x, N);
+      t.diagnostic(`${name} r2r after=${after}: relDiff inference ${inf.toExponential(2)}, training ${train.toExponential(2)}`);
+      assert.ok(inf <= EXACT && train <= EXACT);
+    }
+  });
+});
+
 describe('deepen: structure', () => {
   it('R2DeeperR pairs filters [U1; U1], reads them as [U2, -U2], and its branch is exactly zero', () => {
     const { graph, weights, x } = model('resnet-cifar18');
