@@ -98,7 +98,7 @@ export class TfjsModel implements EngineModel {
         const r = ops.batchNorm(x, {
           gamma: this.param(node, 'gamma'), beta: this.param(node, 'beta'),
           movingMean: this.param(node, 'movingMean'), movingVariance: this.param(node, 'movingVariance'),
-        }, node.epsilon, training);
+        }, node.epsilon, training, stats !== undefined);
         if (stats && r.mean && r.unbiasedVar) stats.push({ node: node.name, momentum: node.momentum, mean: r.mean, unbiasedVar: r.unbiasedVar });
         return r.y;
       }
@@ -164,7 +164,6 @@ export class TfjsModel implements EngineModel {
     const { value, grads } = tf.variableGrads(() => {
       const out = this.run(x, true, stats);
       logits = tf.keep(out);
-      for (const s of stats ?? []) { tf.keep(s.mean); tf.keep(s.unbiasedVar); }
       return ops.crossEntropy(out, oneHot) as Scalar;
     }, this.trainable.map((p) => p.variable));
     const correct = ops.correctCount(logits!, lab);

@@ -142,23 +142,44 @@ export function avgPool(x: Tensor4D, size: [number, number], strides: [number, n
 export interface BatchNormParams { gamma: Tensor; beta: Tensor; movingMean: Tensor; movingVariance: Tensor }
 
 /**
- * Batch norm over the last axis as broadcast arithmetic (its gradient is ~1.7x faster than
- * `tf.batchNorm`'s). Training mode returns the batch mean and the UNBIASED batch variance for
- * the moving-statistics update; normalisation uses the biased one.
+ * Batch norm over the last axis. The value is one FusedBatchNorm kernel; the training-mode
+ * gradient is written out per channel (xhat = (x - mean) * inv, inv = 1 / sqrt(var + eps)):
+ *   dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * inv * (dy - mean(dy) - xhat * mean(dy * xhat)),
+ * with the broadcasts done by FusedBatchNorm too. On wasm, broadcasting binary ops are ~10x slower
+ * than same-shape ones, so this is ~3x faster than autodiff through broadcast arithmetic, which is
+ * itself faster than `tf.batchNorm`'s stock gradient. Training mode also returns the batch mean and
+ * the UNBIASED batch variance for the moving-statistics update; normalisation uses the biased one.
  */
-export function batchNorm(x: Tensor, p: BatchNormParams, epsilon: number, training: boolean): { y: Tensor; mean?: Tensor; unbiasedVar?: Tensor } {
-  if (!training) {
-    const scale = tf.mul(p.gamma, tf.rsqrt(tf.add(p.movingVariance, epsilon)));
-    const shift = tf.sub(p.beta, tf.mul(p.movingMean, scale));
-    return { y: tf.add(tf.mul(x, scale), shift) };
-  }
+export function batchNorm(x: Tensor, p: BatchNormParams, epsilon: number, training: boolean, keepStats = false): { y: Tensor; mean?: Tensor; unbiasedVar?: Tensor } {
+  if (!training) return { y: tf.batchNorm(x, p.movingMean, p.movingVariance, p.beta, p.gamma, epsilon) };
   const axes = x.shape.slice(0, -1).map((_, i) => i);
   const count = x.size / x.shape[x.shape.length - 1];
-  const mean = tf.mean(x, axes);
-  const xc = tf.sub(x, mean);
-  const variance = tf.mean(tf.square(xc), axes);
-  const y = tf.add(tf.mul(xc, tf.mul(p.gamma, tf.rsqrt(tf.add(variance, epsilon)))), p.beta);
-  return { y, mean, unbiasedVar: tf.mul(variance, count / Math.max(count - 1, 1)) };
+  const stats: { mean?: Tensor; unbiasedVar?: Tensor } = {};
+  // The statistics are computed inside the op: under autodiff its forward runs in a scope of its
+  // own, and only saved tensors outlive it. The custom gradient accounts for their dependence on x.
+  const op = tf.customGrad((xi, gi, bi, save) => {
+    const [xt, gamma, beta] = [xi, gi, bi] as Tensor[];
+    const mean = tf.mean(xt, axes);
+    const variance = tf.mean(tf.square(tf.sub(xt, mean)), axes);
+    (save as (ts: Tensor[]) => void)([xt, gamma, mean, variance]);
+    if (keepStats) {
+      stats.mean = tf.keep(tf.clone(mean));
+      stats.unbiasedVar = tf.keep(tf.mul(variance, count / Math.max(count - 1, 1)));
+    }
+    return {
+      value: tf.batchNorm(xt, mean, variance, beta, gamma, epsilon),
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const [xs, g, m, v] = saved;
+        const xhat = tf.batchNorm(xs, m, v, undefined, undefined, epsilon);
+        const dbeta = tf.sum(dy, axes);
+        const dgamma = tf.sum(tf.mul(dy, xhat), axes);
+        const centred = tf.batchNorm(dy, tf.div(dbeta, count), v, undefined, g, epsilon);
+        const k = tf.mul(tf.mul(g, tf.rsqrt(tf.add(v, epsilon))), tf.div(dgamma, count));
+        return [tf.sub(centred, tf.mul(xhat, k)), dgamma, dbeta];
+      },
+    };
+  });
+  return { y: op(x, p.gamma, p.beta), ...stats };
 }
 
 export function activation(x: Tensor, fn: ActivationFn, alpha = 0.01): Tensor {
