@@ -49,6 +49,15 @@ describe('loadSuite', () => {
     assert.equal(s.runs[1].teacher, 'NCT-WidenTeacher');
   });
 
+  test('runs sharing a name are told apart by their directory', () => {
+    const dir = join(root, 'dupes');
+    writeSyntheticSuite(join(dir, 'a'), [SYNTHETIC_SUITE[1]]);
+    writeSyntheticSuite(join(dir, 'b'), [SYNTHETIC_SUITE[1]]);
+    const s = loadSuite(dir);
+    assert.deepEqual(s.runs.map((r) => r.name), [`NCT-Scratch-Widen (${join('a', 'NCT-Scratch-Widen')})`, `NCT-Scratch-Widen (${join('b', 'NCT-Scratch-Widen')})`]);
+    assert.equal(s.warnings.length, 2);
+  });
+
   test('no runs: a DataError that says what to do', () => {
     mkdirSync(join(root, 'empty'));
     assert.throws(() => loadSuite(join(root, 'empty')), (e: Error & { code?: string }) => e.code === 'R2R_DATA' && /no runs found/.test(e.message) && /r2r experiment/.test(e.message));

@@ -10,7 +10,7 @@
  * skipped is listed in `warnings` rather than lost silently.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { DataError } from '../errors.ts';
 import type { EpochRecord, RunInfo, TransformRecord } from '../train/metrics.ts';
 
@@ -112,6 +112,15 @@ export function loadSuite(dir: string): SuiteData {
   if (dirs.length === 0) throw new DataError(`${abs}: no runs found (no metrics.jsonl in it or in its subdirectories up to 3 levels); train a run first, e.g. \`r2r experiment --suite nct-widen\``);
   const runs = dirs.map(loadRun);
   const warnings: string[] = [];
+  // Names key the charts' series: two runs with one name (copies, reruns) get their directory added.
+  const seen = new Map<string, number>();
+  for (const r of runs) seen.set(r.name, (seen.get(r.name) ?? 0) + 1);
+  for (const r of runs) {
+    if (seen.get(r.name)! < 2) continue;
+    const rel = relative(abs, r.dir) || basename(r.dir);
+    warnings.push(`two or more runs are named ${r.name}; shown as ${r.name} (${rel})`);
+    r.name = `${r.name} (${rel})`;
+  }
   const names = new Set(runs.map((r) => r.name));
   for (const r of [...runs]) {
     const ref = r.info ? teacherRef(r.info.config) : undefined;
