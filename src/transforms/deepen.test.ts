@@ -214,6 +214,17 @@ describe('deepen: structure', () => {
     assert.ok(maxAbs(small) < maxAbs(big) / 50);
   });
 
+  it('init noise goes on U before pairing: r2r stays exact; on Net2Net identity kernels it is reported as not exact', () => {
+    const { graph, weights, x } = model('small-conv');
+    const r2r = deepen(graph, weights, { method: 'r2r', after: 'relu1', init: { noise: 0.05 } });
+    const n2n = deepen(graph, weights, { method: 'net2net', after: 'relu1', init: { noise: 0.05 } });
+    const d = (r: typeof r2r) => compareLogits(forwardReference(graph, weights, x, N, { training: false }), forwardReference(r.graph, r.weights, x, N, { training: false })).relDiff;
+    assert.ok(d(r2r) <= EXACT);
+    assert.deepEqual(r2r.report.exact, { inference: true, training: true });
+    assert.ok(d(n2n) > EXACT);
+    assert.deepEqual(n2n.report.exact, { inference: false, training: false });
+  });
+
   it('deepen then deepen: new names stay unique and the student stays exact', (t) => {
     const { graph, weights, x } = model('resnet-cifar18');
     const once = deepen(graph, weights, { method: 'r2r' });
