@@ -225,7 +225,9 @@ export function getNode(graph: Graph, name: string): Node {
 
 /** A short, stable id of the architecture (nodes, attributes, shapes), for metrics and caches. */
 export function architectureId(graph: Graph): string {
-  const s = JSON.stringify(graph.nodes);
+  // Keys sorted, so a graph read back from JSON (another key order) has the same id.
+  const s = JSON.stringify(graph.nodes, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v);
   let h1 = 0x811c9dc5, h2 = 0;
   for (let i = 0; i < s.length; i++) {
     h1 = Math.imul(h1 ^ s.charCodeAt(i), 16777619) >>> 0;
