@@ -37,12 +37,14 @@ describe('deepen in float32 (tfjs engine)', () => {
     assert.ok(inf <= 1e-5 && train <= 1e-5);
   });
 
-  it('r2r with He init (larger new weights): measured, within the float32 residue bound', async (t) => {
+  it('r2r with He init (larger new weights): within 1e-5 in both modes', async (t) => {
     const [inf, train] = await measure('resnet-cifar18', { method: 'r2r', init: { method: 'he' } });
     t.diagnostic(`float32 r2r resnet-cifar18 perStage 1 he: relDiff inference ${inf.toExponential(2)}, training ${train.toExponential(2)}`);
-    // Inference has no batch-statistics amplification; training is bounded by the float32
-    // residue (~1e-7 of terms) times 1/sqrt(eps) (~316): a few 1e-5 at most (SPEC: 2.5e-5 measured).
+    // Inference has no batch-statistics amplification; in training the float32 residue (~1e-7 of
+    // the terms) is multiplied by up to 1/sqrt(eps) (~316) in the batch norm after the branch.
+    // Measured 4.8e-6..5.7e-6 here (the SPEC's author measured 2.5e-5 on his code): the exactness
+    // bound is not loosened for it.
     assert.ok(inf <= 1e-5, `inference ${inf}`);
-    assert.ok(train <= 1e-4, `training ${train}`);
+    assert.ok(train <= 1e-5, `training ${train}`);
   });
 });
