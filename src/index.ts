@@ -1,0 +1,58 @@
+/**
+ * r2r's public API, chosen by hand (explicit named exports; types apart). Everything here is
+ * engine-free except `getEngine` and `verifyTransform`, which take an engine.
+ */
+
+// Graph IR
+export type {
+  Graph, Node, NodeKind, NodeOf, Padding, ActivationFn, Tensor, Weights,
+  InputNode, Conv2dNode, DenseNode, BatchNormNode, ActivationNode, PoolNode, GlobalAvgPoolNode,
+  FlattenNode, AddNode, ConcatNode, DropoutNode,
+} from './ir/types.ts';
+export { analyzeGraph, paramSpecs, countParams, countMacs, getNode, architectureId } from './ir/graph.ts';
+export type { GraphInfo, NodeInfo, ParamSpec } from './ir/graph.ts';
+export { GraphBuilder } from './ir/builder.ts';
+export { parseGraph, serializeGraph } from './ir/json.ts';
+export { tensor, cloneWeights, validateWeights, initWeights } from './ir/weights.ts';
+export { resolveWindow } from './ir/shapes.ts';
+export { Rng } from './rng.ts';
+
+// Channel groups
+export { analyzeChannelGroups, describeGroup } from './groups/analyze.ts';
+export type { ChannelGroup, GroupConsumer, ChannelOp } from './groups/group.ts';
+
+// Transforms
+export { widen, deepen, morphKernel, applyTransform, mapOptimizerState } from './transforms/index.ts';
+export type {
+  WidenOptions, DeepenOptions, KernelMorphOptions, TransformSpec, TransformResult, TransformReport,
+  TensorMap, AxisMap, InitOptions, InitMethod,
+} from './transforms/index.ts';
+
+// Reference executor and exactness check
+export { forwardReference } from './reference/execute.ts';
+export { compareLogits } from './reference/compare.ts';
+export { verifyTransform, randomBatch, EXACT_TOLERANCE } from './verify.ts';
+export type { VerifyModeResult, VerifyOutcome } from './verify.ts';
+
+// Model zoo
+export { zooModel, ZOO } from './models/zoo.ts';
+export { resnetCifar } from './models/resnet_cifar.ts';
+export { smallConv } from './models/small_conv.ts';
+export { mlp } from './models/mlp.ts';
+
+// Engines
+export { getEngine, ENGINE_NAMES } from './engines/registry.ts';
+export type { EngineName, EngineOptions } from './engines/registry.ts';
+export type { Engine, EngineModel, Batch, OptimizerConfig, OptimizerState, StepResult, BuildOptions } from './engines/engine.ts';
+
+// Checkpoints
+export { saveCheckpoint, loadCheckpoint, isCheckpoint } from './io/checkpoint.ts';
+export type { Checkpoint } from './io/checkpoint.ts';
+export { readSafetensors, writeSafetensors, encodeSafetensors, decodeSafetensors } from './io/safetensors.ts';
+
+// Errors
+export {
+  R2RError, InvalidGraphError, ShapeMismatchError, UnsupportedLayerError, InvalidWeightsError,
+  CheckpointError, TransformError, EngineUnavailableError, DataError, UsageError, EXIT_CODES,
+} from './errors.ts';
+export type { R2RErrorCode } from './errors.ts';
