@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { lrAt, parseLrDrop, parseTransformSpec } from './schedule.ts';
+
+describe('schedules', () => {
+  it('parses transforms with method, amount and options', () => {
+    assert.deepEqual(parseTransformSpec('widen@25:r2r:1.5'), { epoch: 25, spec: 'widen@25:r2r:1.5', transform: { transform: 'widen', method: 'r2r', factor: 1.5 } });
+    assert.deepEqual(parseTransformSpec('deepen@25:r2r').transform, { transform: 'deepen', method: 'r2r' });
+    assert.deepEqual(parseTransformSpec('deepen@0:r2r:2').transform, { transform: 'deepen', method: 'r2r', perStage: 2 });
+    assert.deepEqual(parseTransformSpec('widen@0:netmorph').transform, { transform: 'widen', method: 'netmorph', factor: 1.5 });
+    assert.deepEqual(parseTransformSpec('widen@3:RandPad:+8:at=conv1:init=he:scale=0.5:seed=4').transform,
+      { transform: 'widen', method: 'random', add: 8, at: 'conv1', init: { method: 'he', scale: 0.5 }, seed: 4 });
+    assert.deepEqual(parseTransformSpec('deepen@1:net2net:after=relu1').transform, { transform: 'deepen', method: 'net2net', after: 'relu1' });
+  });
+
+  it('rejects malformed transforms with a message that shows the syntax', () => {
+    for (const [s, why] of [['widen25', /cannot parse/], ['widen@1:foo', /unknown widen method 'foo'/], ['deepen@1:netmorph', /unknown deepen method/],
+      ['widen@1:r2r:0.5', /factor must be > 1/], ['deepen@1:r2r:1.5', /positive integer/], ['widen@1:r2r:1.5:bogus=1', /unknown option 'bogus'/],
+      ['widen@1:r2r:1.5:init=xavier', /init must be one of/]] as const) {
+      assert.throws(() => parseTransformSpec(s), (e: unknown) => (e as { code?: string }).code === 'R2R_USAGE' && why.test((e as Error).message) && /widen@25:r2r:1\.5/.test((e as Error).message), s);
+    }
+  });
+
+  it('learning-rate drops apply after their epoch', () => {
+    const drops = [parseLrDrop('/5@25'), parseLrDrop('/2@30')];
+    assert.equal(lrAt(1e-3, drops, 24), 1e-3);
+    assert.equal(lrAt(1e-3, drops, 25), 1e-3 / 5);
+    assert.equal(lrAt(1e-3, drops, 30), 1e-3 / 10);
+    assert.equal(lrAt(3e-3, [parseLrDrop('/5@0')], 0), 3e-3 / 5);
+    assert.throws(() => parseLrDrop('5@25'), /write \/<factor>@<epoch>/);
+  });
+});

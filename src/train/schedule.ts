@@ -1,0 +1,113 @@
+/**
+ * Schedules as written on the command line and in experiment definitions:
+ * - transforms `widen@25:r2r:1.5`, `deepen@25:r2r`, `deepen@0:r2r:2` (2 blocks per stage),
+ *   `widen@20:r2r:1.5:init=he`, `widen@0:netmorph:+8:at=conv1`: `<kind>@<epoch>:<method>[:<amount>][:key=value...]`;
+ * - learning-rate drops `/5@25` (divide by 5 from epoch 26 on, i.e. after 25 epochs).
+ * `@E` means "after E epochs of training" (0 = before any training).
+ */
+import { UsageError } from '../errors.ts';
+import type { TransformSpec } from '../transforms/index.ts';
+import type { InitMethod, InitOptions } from '../transforms/init.ts';
+
+export interface ScheduledTransform {
+  /** Epochs completed when it applies. */
+  epoch: number;
+  /** As written, e.g. 'widen@25:r2r:1.5'. */
+  spec: string;
+  transform: TransformSpec;
+}
+
+export interface LrDrop { epoch: number; factor: number }
+
+const WIDEN_METHODS = ['r2r', 'net2net', 'netmorph', 'random'] as const;
+const DEEPEN_METHODS = ['r2r', 'net2net', 'random'] as const;
+const INITS: readonly InitMethod[] = ['match-std', 'he', 'copy'];
+/** Spellings from the paper's run names. */
+const METHOD_ALIASES: Record<string, string> = { randpad: 'random', randompad: 'random', r2widerr: 'r2r', r2deeperr: 'r2r', net2widernet: 'net2net', net2deepernet: 'net2net' };
+
+function bad(spec: string, why: string): UsageError {
+  return new UsageError(`transform '${spec}': ${why}; write <widen|deepen>@<epoch>:<method>[:<amount>][:key=value...], e.g. widen@25:r2r:1.5 or deepen@0:r2r:2`);
+}
+
+function num(spec: string, what: string, v: string): number {
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x)) throw bad(spec, `${what} must be a number, got '${v}'`);
+  return x;
+}
+
+export function parseTransformSpec(spec: string): ScheduledTransform {
+  const m = /^(widen|deepen)@(\d+)(?::(.*))?$/.exec(spec.trim());
+  if (!m) throw bad(spec, 'cannot parse');
+  const kind = m[1] as 'widen' | 'deepen';
+  const epoch = Number(m[2]);
+  const parts = (m[3] ?? '').split(':').filter((p) => p !== '');
+  const rawMethod = (parts.shift() ?? 'r2r').toLowerCase();
+  const method = METHOD_ALIASES[rawMethod] ?? rawMethod;
+  const methods: readonly string[] = kind === 'widen' ? WIDEN_METHODS : DEEPEN_METHODS;
+  if (!methods.includes(method)) throw bad(spec, `unknown ${kind} method '${rawMethod}' (choose ${methods.join(', ')})`);
+  let amount: string | undefined;
+  if (parts.length && !parts[0].includes('=')) amount = parts.shift();
+  const kv: Record<string, string> = {};
+  for (const p of parts) {
+    const i = p.indexOf('=');
+    if (i <= 0) throw bad(spec, `expected key=value, got '${p}'`);
+    kv[p.slice(0, i)] = p.slice(i + 1);
+  }
+  const init: InitOptions = {};
+  if (kv.init !== undefined) {
+    if (!INITS.includes(kv.init as InitMethod)) throw bad(spec, `init must be one of ${INITS.join(', ')}, got '${kv.init}'`);
+    init.method = kv.init as InitMethod;
+  }
+  if (kv.scale !== undefined) init.scale = num(spec, 'scale', kv.scale);
+  if (kv.noise !== undefined) init.noise = num(spec, 'noise', kv.noise);
+  const seed = kv.seed !== undefined ? num(spec, 'seed', kv.seed) : undefined;
+  const known = kind === 'widen' ? ['init', 'scale', 'noise', 'seed', 'at'] : ['init', 'scale', 'noise', 'seed', 'after'];
+  for (const k of Object.keys(kv)) if (!known.includes(k)) throw bad(spec, `unknown option '${k}' (known: ${known.join(', ')})`);
+
+  let transform: TransformSpec;
+  if (kind === 'widen') {
+    const t: TransformSpec & { transform: 'widen' } = { transform: 'widen', method: method as (typeof WIDEN_METHODS)[number] };
+    if (amount !== undefined) {
+      if (amount.startsWith('+')) {
+        const add = num(spec, 'added channels', amount.slice(1));
+        if (!Number.isInteger(add) || add <= 0) throw bad(spec, `added channels must be a positive integer, got '${amount}'`);
+        t.add = add;
+      } else {
+        const f = num(spec, 'widening factor', amount);
+        if (f <= 1) throw bad(spec, `widening factor must be > 1, got ${f}`);
+        t.factor = f;
+      }
+    } else t.factor = 1.5;
+    if (kv.at !== undefined) t.at = kv.at;
+    if (Object.keys(init).length) t.init = init;
+    if (seed !== undefined) t.seed = seed;
+    transform = t;
+  } else {
+    const t: TransformSpec & { transform: 'deepen' } = { transform: 'deepen', method: method as (typeof DEEPEN_METHODS)[number] };
+    if (amount !== undefined) {
+      const n = num(spec, 'blocks per stage', amount);
+      if (!Number.isInteger(n) || n < 1) throw bad(spec, `blocks per stage must be a positive integer, got '${amount}'`);
+      t.perStage = n;
+    }
+    if (kv.after !== undefined) t.after = kv.after;
+    if (Object.keys(init).length) t.init = init;
+    if (seed !== undefined) t.seed = seed;
+    transform = t;
+  }
+  return { epoch, spec: spec.trim(), transform };
+}
+
+/** `/5@25`: divide the learning rate by 5 after 25 epochs. */
+export function parseLrDrop(spec: string): LrDrop {
+  const m = /^\/([0-9.eE+-]+)@(\d+)$/.exec(spec.trim());
+  const factor = m ? Number(m[1]) : NaN;
+  if (!m || !Number.isFinite(factor) || factor <= 0) throw new UsageError(`learning-rate drop '${spec}': write /<factor>@<epoch>, e.g. /5@25 (divide by 5 after 25 epochs)`);
+  return { epoch: Number(m[2]), factor };
+}
+
+/** The learning rate while training epoch index `epoch` (0-based: drops at @E apply from index E). */
+export function lrAt(baseLr: number, drops: readonly LrDrop[], epoch: number): number {
+  let lr = baseLr;
+  for (const d of drops) if (epoch >= d.epoch) lr /= d.factor;
+  return lr;
+}

@@ -1,0 +1,111 @@
+/**
+ * The trainer on a real engine (TensorFlow.js, wasm backend) and synthetic data: loss goes down,
+ * validation is unchanged across an R2R transform mid-training but not across random padding,
+ * a stopped and resumed run writes the same metrics as an uninterrupted one, and divergence
+ * stops the run with the last good checkpoint intact.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadDataset } from '../data/index.ts';
+import type { Engine } from '../engines/engine.ts';
+import { getEngine } from '../engines/registry.ts';
+import { loadCheckpoint } from '../io/checkpoint.ts';
+import { countParams } from '../ir/graph.ts';
+import { initWeights } from '../ir/weights.ts';
+import { zooModel } from '../models/zoo.ts';
+import { Rng } from '../rng.ts';
+import type { EpochRecord, MetricsRecord, TransformRecord } from './metrics.ts';
+import { readMetrics, train, type TrainConfig } from './trainer.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'r2r-train-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const data = loadDataset({ dataset: 'synthetic', trainLimit: 384, valLimit: 192, synthetic: { shape: [16, 16, 3], seed: 1 } });
+let engine: Engine;
+before(async () => { engine = await getEngine('tfjs', { backend: 'wasm' }); });
+
+const base: TrainConfig = { epochs: 3, batchSize: 64, optimizer: 'adam', lr: 3e-3, weightDecay: 1e-4, lrDrops: [], transforms: [], seed: 1 };
+const start = (model = 'resnet-cifar10') => {
+  const graph = zooModel(model, { width: 0.0625, inputShape: data.inputShape });
+  return { graph, weights: initWeights(graph, new Rng(7)) };
+};
+let n = 0;
+const run = (config: Partial<TrainConfig>, extra: { model?: string; resume?: boolean; stopAfterEpoch?: number; dir?: string } = {}) =>
+  train({ dir: extra.dir ?? join(tmp, `run${n++}`), name: 'test', config: { ...base, ...config }, data, engine, start: start(extra.model), resume: extra.resume, stopAfterEpoch: extra.stopAfterEpoch });
+
+const epochsOf = (r: MetricsRecord[]) => r.filter((x): x is EpochRecord => x.type === 'epoch');
+const transformOf = (r: MetricsRecord[]) => r.find((x): x is TransformRecord => x.type === 'transform')!;
+
+describe('trainer (tfjs wasm, synthetic data)', () => {
+  it('loss goes down and accuracy rises above chance; metrics.jsonl and checkpoints are written', async () => {
+    const dir = join(tmp, 'plain');
+    const r = await run({ lrDrops: ['/2@2'] }, { dir });
+    const ep = epochsOf(r.records);
+    assert.equal(ep.length, 3);
+    assert.ok(ep[2].trainLoss < ep[0].trainLoss * 0.8, `train loss ${ep.map((e) => e.trainLoss)}`);
+    assert.ok(ep[2].valAcc > 0.3, `val acc ${ep[2].valAcc}`);
+    assert.deepEqual(ep.map((e) => e.lr), [3e-3, 3e-3, 1.5e-3]);
+    assert.deepEqual(ep.map((e) => e.step), [6, 12, 18]);
+    assert.equal(ep[2].flops, 3 * 384 * 3 * ep[0].macsPerExample);
+    assert.deepEqual(readMetrics(dir), r.records);
+    // Keep the last 2 checkpoints, each loadable with optimizer state; final/ holds the result.
+    assert.equal(existsSync(join(dir, 'checkpoints', 'epoch-0001')), false);
+    const ck = loadCheckpoint(join(dir, 'checkpoints', 'epoch-0003'));
+    assert.equal(ck.optimizer?.step, 18);
+    assert.ok(existsSync(join(dir, 'final', 'model.json')));
+    assert.equal(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')).status, 'completed');
+  });
+
+  for (const [spec, model] of [['widen@1:r2r:1.5', 'resnet-cifar10'], ['deepen@1:r2r', 'resnet-cifar10'], ['widen@1:net2net:1.5', 'resnet-cifar10-nores']] as const) {
+    it(`${spec}: validation loss and accuracy are the same just before and just after; FLOPs follow the new size`, async () => {
+      const r = await run({ epochs: 2, transforms: [spec] }, { model });
+      const t = transformOf(r.records);
+      assert.equal(t.epoch, 1);
+      assert.equal(t.valAccAfter, t.valAccBefore);
+      assert.ok(Math.abs(t.valLossAfter - t.valLossBefore) < 1e-5 * Math.max(1, t.valLossBefore), `${t.valLossBefore} -> ${t.valLossAfter}`);
+      assert.ok(t.paramsAfter > t.paramsBefore);
+      const ep = epochsOf(r.records);
+      assert.ok(ep[1].macsPerExample > ep[0].macsPerExample);
+      assert.equal(ep[1].params, countParams(r.graph));
+      assert.equal(ep[1].flops, 384 * 3 * (ep[0].macsPerExample + ep[1].macsPerExample));
+      assert.notEqual(ep[1].arch, ep[0].arch);
+    });
+  }
+
+  it('random padding (widen@1:random) changes the validation loss', async () => {
+    const t = transformOf((await run({ epochs: 2, transforms: ['widen@1:random:1.5'] })).records);
+    assert.ok(Math.abs(t.valLossAfter - t.valLossBefore) > 1e-3, `${t.valLossBefore} -> ${t.valLossAfter}`);
+  });
+
+  it('a run stopped after an epoch and resumed writes the same metrics as an uninterrupted run (across a transform and an lr drop)', async () => {
+    const config: Partial<TrainConfig> = { epochs: 4, transforms: ['widen@2:r2r:1.5'], lrDrops: ['/5@2'] };
+    const full = await run(config);
+    for (const stopAt of [2, 3]) {
+      const dir = join(tmp, `resume${stopAt}`);
+      const part = await run(config, { dir, stopAfterEpoch: stopAt });
+      assert.equal(part.status, 'stopped');
+      assert.equal(epochsOf(part.records).length, stopAt);
+      const resumed = await run(config, { dir, resume: true });
+      assert.equal(resumed.status, 'completed');
+      const strip = (rs: MetricsRecord[]) => rs.map((x) => ({ ...x, wallSeconds: 0 }));
+      assert.deepEqual(strip(readMetrics(dir)), strip(full.records));
+    }
+  });
+
+  it('a NaN loss stops the run with R2R_TRAINING_DIVERGED and keeps the last good checkpoint', async () => {
+    const dir = join(tmp, 'diverge');
+    // Multiplying the learning rate by 1e30 after epoch 1 blows the weights up.
+    await assert.rejects(run({ optimizer: 'sgd', lr: 1e-2, lrDrops: ['/1e-30@1'] }, { dir }), (e: unknown) => {
+      const err = e as Error & { code?: string };
+      return err.code === 'R2R_TRAINING_DIVERGED' && /diverged in epoch 2/.test(err.message) && /epoch-0001/.test(err.message);
+    });
+    const ck = loadCheckpoint(join(dir, 'checkpoints', 'epoch-0001'));
+    assert.ok(Object.values(ck.weights).every((t) => t.data.every(Number.isFinite)));
+    const info = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+    assert.equal(info.status, 'failed');
+    assert.match(info.error, /diverged/);
+  });
+});
