@@ -55,25 +55,34 @@ function slotNames(c: Resolved): string[] {
   return c.momentum > 0 ? ['momentum'] : [];
 }
 
+/**
+ * The optimizer works on all trainable weights at once, concatenated into one flat vector (slots
+ * are flat too): a dozen large ops per step instead of a dozen small ones per weight, which on
+ * wasm is dominated by per-op overhead (Adam ~4x faster on ResNetCifar-18).
+ */
 export class TfjsOptimizer {
   private config: Resolved;
   private step: number;
-  /** slot -> weight name -> variable. */
-  private slots = new Map<string, Map<string, Variable>>();
+  private readonly sizes: number[];
+  private readonly offsets: number[];
+  private readonly total: number;
+  /** slot -> flat variable over all trainable weights, in `params` order. */
+  private slots = new Map<string, Variable>();
 
   constructor(config: OptimizerConfig, private readonly params: TrainableParam[], state?: OptimizerState) {
     this.config = resolve(config);
+    this.sizes = params.map((p) => p.variable.size);
+    this.offsets = [];
+    let off = 0;
+    for (const n of this.sizes) { this.offsets.push(off); off += n; }
+    this.total = off;
     this.step = 0;
     if (state) this.checkState(state);
     for (const slot of slotNames(this.config)) {
-      const m = new Map<string, Variable>();
-      for (const p of params) {
-        const given = state?.slots[slot]?.[p.name];
-        const init = given ? tf.tensor(given.data, given.shape) : tf.zerosLike(p.variable);
-        m.set(p.name, tf.variable(init, false));
-        init.dispose();
-      }
-      this.slots.set(slot, m);
+      const flat = new Float32Array(this.total);
+      const given = state?.slots[slot];
+      if (given) params.forEach((p, i) => flat.set(given[p.name].data, this.offsets[i]));
+      this.slots.set(slot, tf.tidy(() => tf.variable(tf.tensor1d(flat), false)));
     }
     if (state) this.step = state.step;
   }
@@ -106,55 +115,53 @@ export class TfjsOptimizer {
 
   /** One update from `grads` (weight name -> gradient). */
   apply(grads: Map<string, Tensor>): void {
+    if (this.params.length === 0) return;
     this.step += 1;
     const c = this.config;
     tf.tidy(() => {
+      const p = tf.concat(this.params.map((q) => tf.reshape(q.variable, [-1])));
+      let g = tf.concat(this.params.map((q) => tf.reshape(grads.get(q.name)!, [-1])));
+      if (c.weightDecay !== 0) g = tf.add(g, tf.mul(p, c.weightDecay));
+      let next: Tensor;
       if (c.kind === 'adam') {
         const bc1 = 1 - Math.pow(c.beta1, this.step), bc2 = 1 - Math.pow(c.beta2, this.step);
-        const stepSize = tf.scalar(c.lr / bc1), sqrtBc2 = tf.scalar(Math.sqrt(bc2));
-        const b1 = tf.scalar(c.beta1), b2 = tf.scalar(c.beta2), ob1 = tf.scalar(1 - c.beta1), ob2 = tf.scalar(1 - c.beta2);
-        const eps = tf.scalar(c.epsilon), wd = tf.scalar(c.weightDecay);
-        const ms = this.slots.get('m')!, vs = this.slots.get('v')!;
-        for (const p of this.params) {
-          let g = grads.get(p.name)!;
-          if (c.weightDecay !== 0) g = tf.add(g, tf.mul(p.variable, wd));
-          const m = tf.add(tf.mul(ms.get(p.name)!, b1), tf.mul(g, ob1));
-          const v = tf.add(tf.mul(vs.get(p.name)!, b2), tf.mul(tf.square(g), ob2));
-          const denom = tf.add(tf.div(tf.sqrt(v), sqrtBc2), eps);
-          p.variable.assign(tf.sub(p.variable, tf.mul(tf.div(m, denom), stepSize)));
-          ms.get(p.name)!.assign(m);
-          vs.get(p.name)!.assign(v);
-        }
+        const mv = this.slots.get('m')!, vv = this.slots.get('v')!;
+        const m = tf.add(tf.mul(mv, c.beta1), tf.mul(g, 1 - c.beta1));
+        const v = tf.add(tf.mul(vv, c.beta2), tf.mul(tf.square(g), 1 - c.beta2));
+        const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), c.epsilon);
+        next = tf.sub(p, tf.mul(tf.div(m, denom), c.lr / bc1));
+        mv.assign(m);
+        vv.assign(v);
       } else {
-        const lr = tf.scalar(c.lr), mom = tf.scalar(c.momentum), wd = tf.scalar(c.weightDecay);
-        const bufs = this.slots.get('momentum');
-        for (const p of this.params) {
-          let g = grads.get(p.name)!;
-          if (c.weightDecay !== 0) g = tf.add(g, tf.mul(p.variable, wd));
-          let update = g;
-          if (bufs) {
-            const buf = tf.add(tf.mul(bufs.get(p.name)!, mom), g);
-            bufs.get(p.name)!.assign(buf);
-            update = c.nesterov ? tf.add(g, tf.mul(buf, mom)) : buf;
-          }
-          p.variable.assign(tf.sub(p.variable, tf.mul(update, lr)));
+        let update = g;
+        const bv = this.slots.get('momentum');
+        if (bv) {
+          const buf = tf.add(tf.mul(bv, c.momentum), g);
+          bv.assign(buf);
+          update = c.nesterov ? tf.add(g, tf.mul(buf, c.momentum)) : buf;
         }
+        next = tf.sub(p, tf.mul(update, c.lr));
       }
+      const parts = tf.split(next, this.sizes);
+      this.params.forEach((q, i) => q.variable.assign(tf.reshape(parts[i], q.variable.shape)));
     });
   }
 
   getState(): OptimizerState {
     const slots: Record<string, Weights> = {};
-    for (const [slot, m] of this.slots) {
+    for (const [slot, v] of this.slots) {
+      const flat = v.dataSync() as Float32Array;
       const w: Weights = {};
-      for (const [name, v] of m) w[name] = { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };
+      this.params.forEach((q, i) => {
+        w[q.name] = { shape: [...q.variable.shape], data: flat.slice(this.offsets[i], this.offsets[i] + this.sizes[i]) };
+      });
       slots[slot] = w;
     }
     return { kind: this.config.kind, step: this.step, slots };
   }
 
   dispose(): void {
-    for (const m of this.slots.values()) for (const v of m.values()) v.dispose();
+    for (const v of this.slots.values()) v.dispose();
     this.slots.clear();
   }
 }
