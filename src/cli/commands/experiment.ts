@@ -1,0 +1,59 @@
+/** `r2r experiment`: the paper's runs (table 5) and their from-scratch baselines, by name or by suite. */
+import { Command, Option } from '@commander-js/extra-typings';
+import type { DatasetName } from '../../data/index.ts';
+import { UsageError } from '../../errors.ts';
+import { findRun, PRESETS, RUNS, scaleRun, SUITES, suiteRuns, type RunDef } from '../../experiments/catalog.ts';
+import { runExperiments } from '../../experiments/runner.ts';
+import { summaryText } from '../../experiments/summary.ts';
+import { cliHooks, dataDirOption, datasetOption, deviceOption, engineOptions, limitOption, tfjsBackendOption, threadsOption, valLimitOption } from './train.ts';
+import { engineOption, formatTable, parseInteger, printJson } from './common.ts';
+
+export function register(program: Command): void {
+  program
+    .command('experiment')
+    .description('Run experiments of the paper\'s table 5 by name (e.g. NCT-R2WiderR; FFT- is accepted for FTT-) or a whole --suite. Teachers are trained once and cached under OUT/.teachers/; results go to OUT/<suite>/<name>/ with a summary table in OUT/<suite>/summary.md. A failing run is recorded and the others go on.')
+    .argument('[names...]', 'experiment names (see --list)')
+    .option('--list', 'list every experiment with its hyper-parameters')
+    .addOption(new Option('--suite <suite>', 'run a whole suite').choices([...SUITES, 'all'] as const))
+    .addOption(new Option('--preset <p>', `paper: ${PRESETS.paper.description}; quick: ${PRESETS.quick.description}`).choices(['quick', 'paper'] as const).default('quick' as const))
+    .addOption(dataDirOption()).addOption(datasetOption()).addOption(limitOption()).addOption(valLimitOption())
+    .addOption(new Option('--out <dir>', 'results root').default('runs'))
+    .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
+    .addOption(new Option('--epochs <n>', 'override the preset\'s epochs for every run (transforms and drops rescaled)').argParser(parseInteger('--epochs')))
+    .option('--resume', 'skip completed runs and continue interrupted ones from their checkpoints')
+    .option('--reset-optimizer', 'fresh optimizer state at every transform (default: carried over and mapped)')
+    .option('--retrain-teachers', 'train teachers again even when a cached one matches')
+    .addOption(engineOption()).addOption(tfjsBackendOption()).addOption(deviceOption()).addOption(threadsOption())
+    .option('--json', 'print the list or the summaries as JSON')
+    .option('--quiet', 'no progress output')
+    .action(async (names, o) => {
+      if (o.list) {
+        const preset = PRESETS[o.preset];
+        const rows = RUNS.map((r) => ({ ...r, preset: preset.name, scaled: scaleRun(r, preset) }));
+        if (o.json) { printJson(rows); return; }
+        console.log(formatTable(['name', 'suite', 'role', 'start', 'transforms', 'lr', 'lr drops', 'weight decay', `epochs (${preset.name})`],
+          rows.map((r) => [r.name + (r.extra ? ' *' : ''), r.suite, r.role, startText(r), r.scaled.transforms.join(' ') || '-', String(r.lr), r.scaled.lrDrops.join(' ') || '-', String(r.weightDecay), r.scaled.epochs])));
+        console.log(`\n${RUNS.filter((r) => !r.extra).length} runs of the paper's table 5; * = from-scratch baseline the paper's figures compare against. All: Adam, batch 128, no augmentation.`);
+        return;
+      }
+      if (!names.length && !o.suite) throw new UsageError('name experiments (see `r2r experiment --list`) or give --suite nct-widen|nct-deepen|ftt-widen|ftt-deepen|viz|of|bi|all');
+      const defs: RunDef[] = [];
+      for (const d of [...(o.suite ? suiteRuns(o.suite) : []), ...names.map(findRun)]) if (!defs.includes(d)) defs.push(d);
+      const res = await runExperiments(defs, {
+        out: o.out, preset: o.preset, engine: o.engine, engineOptions: engineOptions(o), seed: o.seed, resume: o.resume, resetOptimizer: o.resetOptimizer,
+        epochs: o.epochs, retrainTeachers: o.retrainTeachers, hooks: cliHooks(o.quiet),
+        data: { dataset: (o.dataset ?? 'cifar10') as DatasetName, dir: o.data, trainLimit: o.limit, valLimit: o.valLimit },
+      });
+      if (o.json) printJson(res);
+      else for (const s of res.summaries) console.log(summaryText(s) + `(also in ${o.out}/${s.suite}/summary.md)\n`);
+      const failed = res.outcomes.filter((x) => x.status === 'failed');
+      if (failed.length) {
+        process.stderr.write(`r2r: ${failed.length} of ${res.outcomes.length} runs failed: ${failed.map((f) => f.name).join(', ')} (see their run.json)\n`);
+        process.exitCode = 1;
+      }
+    });
+}
+
+function startText(r: RunDef): string {
+  return 'teacher' in r.start ? r.start.teacher : `${r.start.model.zoo}(${r.start.model.width})`;
+}

@@ -1,0 +1,91 @@
+/** `r2r train`: train a zoo model or a checkpoint with lr drops and a schedule of transforms. */
+import { Command, Option } from '@commander-js/extra-typings';
+import { join } from 'node:path';
+import { DATASET_NAMES, loadDataset, type DatasetName } from '../../data/index.ts';
+import { getEngine, type EngineOptions } from '../../engines/registry.ts';
+import { UsageError } from '../../errors.ts';
+import { loadCheckpoint } from '../../io/checkpoint.ts';
+import { initWeights } from '../../ir/weights.ts';
+import { ZOO, zooModel } from '../../models/zoo.ts';
+import { Rng } from '../../rng.ts';
+import { train, type TrainHooks } from '../../train/trainer.ts';
+import { createProgress } from '../progress.ts';
+import { engineOption, parseInteger, parseNumber, printJson } from './common.ts';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** Flags for where the data comes from, shared with `r2r experiment`. */
+export const dataDirOption = () => new Option('--data <dir>', 'CIFAR-10 directory (data_batch_1..5.bin, test_batch.bin, plain or .gz); default: R2R_DATA, else ./data/cifar10');
+export const datasetOption = () => new Option('--dataset <name>', 'cifar10, or synthetic (small seeded patterns, for trying things out)').choices(DATASET_NAMES);
+export const limitOption = () => new Option('--limit <n>', 'use only the first N training examples').argParser(parseInteger('--limit'));
+export const valLimitOption = () => new Option('--val-limit <n>', 'use only the first N validation (test-set) examples').argParser(parseInteger('--val-limit'));
+
+/** Engine tuning flags shared with `r2r experiment`. */
+export const tfjsBackendOption = () => new Option('--tfjs-backend <b>', 'tfjs engine backend').choices(['wasm', 'cpu'] as const);
+export const deviceOption = () => new Option('--device <d>', 'torch engine device: cpu or cuda');
+export const threadsOption = () => new Option('--threads <n>', 'intra-op threads where the engine lets us choose').argParser(parseInteger('--threads'));
+
+export function engineOptions(o: { tfjsBackend?: string; device?: string; threads?: number }): EngineOptions {
+  return { backend: o.tfjsBackend, device: o.device, threads: o.threads };
+}
+
+/** Progress bars on a terminal, plain lines otherwise; per-epoch lines on stderr. */
+export function cliHooks(quiet?: boolean): TrainHooks {
+  return {
+    progress: (label, total) => createProgress(label, total, { quiet }),
+    log: quiet ? undefined : (line) => process.stderr.write(line + '\n'),
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('train')
+    .description('Train a network (a zoo model from random initialisation, or a checkpoint) on CIFAR-10 with Adam or SGD, learning-rate drops and scheduled transforms (e.g. --transform widen@25:r2r:1.5). Writes run.json, metrics.jsonl, checkpoints/ and final/ into the run directory.')
+    .addOption(new Option('--model <name>', `zoo model: ${ZOO.map((z) => z.name).join(', ')}`))
+    .addOption(new Option('--width <r>', 'width multiplier (ResNetCifar: r, default 0.125)').argParser(parseNumber('--width')))
+    .addOption(new Option('--checkpoint <dir>', 'start from a checkpoint (its optimizer state is carried in unless --reset-optimizer)'))
+    .addOption(dataDirOption()).addOption(datasetOption()).addOption(limitOption()).addOption(valLimitOption())
+    .addOption(new Option('--epochs <n>', 'total epochs').argParser(parseInteger('--epochs')).default(10))
+    .addOption(new Option('--batch-size <n>', 'minibatch size').argParser(parseInteger('--batch-size')).default(128))
+    .addOption(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'sgd'] as const).default('adam' as const))
+    .addOption(new Option('--lr <x>', 'learning rate').argParser(parseNumber('--lr')).default(1e-3))
+    .addOption(new Option('--momentum <m>', 'SGD momentum').argParser(parseNumber('--momentum')).default(0.9))
+    .addOption(new Option('--weight-decay <x>', 'L2 weight decay (added to the gradient, PyTorch semantics)').argParser(parseNumber('--weight-decay')).default(0))
+    .addOption(new Option('--lr-drop <spec>', 'learning-rate drop, repeatable: /FACTOR@EPOCH, e.g. /5@25').argParser(collect))
+    .addOption(new Option('--transform <spec>', 'transform, repeatable: widen@EPOCH:METHOD[:FACTOR|+N][:key=value...] or deepen@EPOCH:METHOD[:BLOCKS_PER_STAGE][:key=value...]; e.g. widen@25:r2r:1.5, deepen@0:r2r:2, widen@20:r2r:1.5:init=he').argParser(collect))
+    .option('--reset-optimizer', 'start a fresh optimizer after each transform (and ignore a checkpoint\'s optimizer state)')
+    .option('--augment', 'random crop (padding 4) and horizontal flip (the paper uses none)')
+    .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
+    .addOption(new Option('--out <dir>', 'run directory (default runs/train/<name>)'))
+    .addOption(new Option('--name <name>', 'run name').default('run'))
+    .option('--resume', 'continue from the newest checkpoint in the run directory')
+    .addOption(new Option('--stop-after <n>', 'stop after N epochs as if killed (resume later with --resume)').argParser(parseInteger('--stop-after')))
+    .addOption(new Option('--keep <n>', 'checkpoints to keep').argParser(parseInteger('--keep')).default(2))
+    .addOption(engineOption()).addOption(tfjsBackendOption()).addOption(deviceOption()).addOption(threadsOption())
+    .option('--json', 'print the final metrics records as JSON')
+    .option('--quiet', 'no progress output')
+    .action(async (o) => {
+      if (!!o.model === !!o.checkpoint) throw new UsageError('give exactly one of --model NAME or --checkpoint DIR');
+      const data = loadDataset({ dataset: (o.dataset ?? 'cifar10') as DatasetName, dir: o.data, trainLimit: o.limit, valLimit: o.valLimit });
+      let start;
+      if (o.checkpoint) {
+        const ck = loadCheckpoint(o.checkpoint);
+        start = { graph: ck.graph, weights: ck.weights, optimizer: ck.optimizer };
+      } else {
+        const graph = zooModel(o.model!, { width: o.width, inputShape: data.inputShape, classes: data.classes });
+        start = { graph, weights: initWeights(graph, new Rng(`init:${o.seed}`)) };
+      }
+      const engine = await getEngine(o.engine, engineOptions(o));
+      const dir = o.out ?? join('runs', 'train', o.name);
+      const r = await train({
+        dir, name: o.name, data, engine, start, resume: o.resume, stopAfterEpoch: o.stopAfter, hooks: cliHooks(o.quiet),
+        describe: { model: o.model ?? null, width: o.width ?? null, checkpoint: o.checkpoint ?? null },
+        config: {
+          epochs: o.epochs, batchSize: o.batchSize, optimizer: o.optimizer, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay,
+          lrDrops: o.lrDrop ?? [], transforms: o.transform ?? [], resetOptimizer: o.resetOptimizer, augment: o.augment, seed: o.seed, keepCheckpoints: o.keep,
+        },
+      });
+      if (o.json) { printJson({ dir, status: r.status, finalValAcc: r.finalValAcc, flops: r.flops, records: r.records }); return; }
+      console.log(`${o.name}: ${r.status} after ${r.epochs} epochs on ${engine.description}; final val acc ${(100 * r.finalValAcc).toFixed(2)}%, training FLOPs ${r.flops.toExponential(3)}; results in ${dir}`);
+    });
+}
