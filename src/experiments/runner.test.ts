@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { loadDataset } from '../data/index.ts';
+import { findRun, PRESETS, RUNS, scaleRun, suiteRuns, type RunDef } from './catalog.ts';
+import { runExperiments } from './runner.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'r2r-exp-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('experiment catalog', () => {
+  it('has the 26 runs of table 5 and the four from-scratch baselines', () => {
+    assert.equal(RUNS.filter((r) => !r.extra).length, 26);
+    assert.deepEqual(RUNS.filter((r) => r.extra).map((r) => r.name), ['NCT-Scratch-Widen', 'NCT-Scratch-Deepen', 'FTT-Scratch-Widen', 'FTT-Scratch-Deepen']);
+    assert.equal(new Set(RUNS.map((r) => r.name)).size, RUNS.length);
+    for (const r of RUNS) if ('teacher' in r.start) assert.equal(findRun(r.start.teacher).role, 'teacher');
+  });
+
+  it('finds runs by the table\'s spellings', () => {
+    assert.equal(findRun('FFT-R2WiderR').name, 'FTT-R2WiderR');
+    assert.equal(findRun('nct-r2deeperr').name, 'NCT-R2DeeperR');
+    assert.equal(findRun('NCT-WidenTeacher(NoResidual)').name, 'NCT-WidenTeacher-NoResidual');
+    assert.equal(findRun('NCT-DeeperTeacher').name, 'NCT-DeepenTeacher');
+    assert.throws(() => findRun('NCT-Nope'), /--list/);
+    assert.equal(suiteRuns('all').length, RUNS.length);
+    assert.throws(() => suiteRuns('nct'), /choose one of/);
+  });
+
+  it('the paper preset keeps the table\'s epochs; quick rescales events to the same relative point', () => {
+    const ftt = findRun('FTT-R2WiderR');
+    assert.deepEqual(scaleRun(ftt, PRESETS.paper), { epochs: 250, transforms: ['widen@25:r2r:1.5'], lrDrops: ['/5@25'] });
+    assert.deepEqual(scaleRun(ftt, PRESETS.quick), { epochs: 6, transforms: ['widen@1:r2r:1.5'], lrDrops: ['/5@1'] });
+    assert.deepEqual(scaleRun(findRun('NCT-R2DeeperR'), PRESETS.quick), { epochs: 4, transforms: ['deepen@0:r2r:2'], lrDrops: ['/5@0'] });
+    assert.deepEqual(scaleRun(findRun('VIZ-R2R'), PRESETS.paper).transforms, ['widen@150:r2r:2:at=conv1']);
+  });
+});
+
+describe('experiment runner (tfjs, synthetic data)', () => {
+  const dataset = loadDataset({ dataset: 'synthetic', trainLimit: 128, valLimit: 64, synthetic: { shape: [16, 16, 3], seed: 2 } });
+  const logs: string[] = [];
+  const opts = { out: tmp, engine: 'tfjs' as const, engineOptions: { backend: 'wasm' }, epochs: 2, dataset, hooks: { log: (l: string) => logs.push(l) } };
+
+  it('trains a teacher once, its students from it, records a failing run and goes on, and writes the suite summary', async () => {
+    const broken: RunDef = { ...findRun('NCT-NetMorph'), name: 'NCT-Broken', transforms: [{ kind: 'widen', at: 0, rest: 'r2r:1.5:at=no_such_node' }] };
+    const defs = [findRun('NCT-WidenTeacher'), broken, findRun('NCT-R2WiderR'), findRun('NCT-RandPadWiden')];
+    const res = await runExperiments(defs, opts);
+    assert.deepEqual(res.outcomes.map((o) => o.status), ['completed', 'failed', 'completed', 'completed']);
+    assert.match(res.outcomes[1].error!, /no_such_node/);
+    assert.equal(logs.filter((l) => /training the teacher/.test(l)).length, 1);
+    assert.equal(readdirSync(join(tmp, '.teachers')).length, 1);
+
+    const suite = join(tmp, 'nct-widen');
+    assert.deepEqual(JSON.parse(readFileSync(join(suite, 'suite.json'), 'utf8')).runs, ['NCT-WidenTeacher', 'NCT-R2WiderR', 'NCT-RandPadWiden', 'NCT-Broken']);
+    const broken1 = JSON.parse(readFileSync(join(suite, 'NCT-Broken', 'run.json'), 'utf8'));
+    assert.equal(broken1.status, 'failed');
+    const sum = res.summaries[0];
+    const by = Object.fromEntries(sum.runs.map((r) => [r.name, r]));
+    const teacherAcc = by['NCT-WidenTeacher'].finalValAcc;
+    // The R2R student starts exactly where its teacher ended; random padding does not (loss).
+    const r2r = by['NCT-R2WiderR'].transforms[0];
+    assert.equal(r2r.valAccBefore, teacherAcc);
+    assert.equal(r2r.valAccAfter, r2r.valAccBefore);
+    assert.ok(Math.abs(r2r.valLossAfter - r2r.valLossBefore) < 1e-5);
+    const rp = by['NCT-RandPadWiden'].transforms[0];
+    assert.ok(Math.abs(rp.valLossAfter - rp.valLossBefore) > 1e-3);
+    assert.equal(by['NCT-R2WiderR'].totalFlops, by['NCT-R2WiderR'].trainFlops + by['NCT-WidenTeacher'].trainFlops);
+    const md = readFileSync(join(suite, 'summary.md'), 'utf8');
+    assert.match(md, /\| NCT-R2WiderR \| completed \| 2 \|/);
+    assert.match(md, /NCT-Broken: .*no_such_node/);
+    assert.ok(existsSync(join(suite, 'summary.json')));
+    assert.ok(existsSync(join(suite, 'NCT-WidenTeacher', 'final', 'weights.safetensors')));
+
+    // A second invocation reuses the cached teacher; --resume skips completed runs.
+    logs.length = 0;
+    const again = await runExperiments([findRun('NCT-NetMorph'), findRun('NCT-R2WiderR')], { ...opts, resume: true });
+    assert.deepEqual(again.outcomes.map((o) => o.status), ['completed', 'skipped']);
+    assert.equal(logs.filter((l) => /using the cached teacher/.test(l)).length, 1);
+    assert.equal(logs.filter((l) => /training the teacher/.test(l)).length, 0);
+  });
+});
