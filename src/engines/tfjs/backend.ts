@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { installConv2dGradient } from './ops.ts';
+import { installConv2dGradient, installMaxPoolGradient } from './ops.ts';
 import { EngineUnavailableError, R2RError, UsageError } from '../../errors.ts';
 
 export type TfjsBackendName = 'wasm' | 'cpu';
@@ -41,6 +41,7 @@ async function init(name: TfjsBackendName): Promise<void> {
     setWasmPaths(join(dirname(main), '/'));
     wasmPathsSet = true;
     installConv2dGradient();
+    installMaxPoolGradient();
   }
   let ok: boolean;
   try {

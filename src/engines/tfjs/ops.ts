@@ -121,9 +121,72 @@ export function conv2dFilterGrad(x: Tensor4D, dy: Tensor4D, kernelShape: [number
   });
 }
 
+/** Max pooling; pads count as -inf (the kernels skip them). */
 export function maxPool(x: Tensor4D, size: [number, number], strides: [number, number], win: Window2d): Tensor4D {
-  const xp = noPads(win) ? x : tf.pad(x, explicitPads(win), -Infinity);
-  return tf.maxPool(xp, size, strides, 'valid');
+  return tf.maxPool(x, size, strides, noPads(win) ? 'valid' : explicitPads(win));
+}
+
+let maxPoolGradInstalled = false;
+
+/**
+ * Replaces the MaxPool gradient on wasm, whose MaxPoolGrad kernel (tfjs 4.22) routes gradients
+ * to wrong cells for some shapes (e.g. 2x2/2 pooling of [1, 6, 6, 2], 3x3/2 pad 1 of
+ * [4, 16, 16, 8], ResNet's first pool). `maxPoolBackprop` below is the plain loop; other backends
+ * keep the stock gradient.
+ */
+export function installMaxPoolGradient(): void {
+  if (maxPoolGradInstalled) return;
+  const stock = tf.getGradient('MaxPool');
+  tf.registerGradient({
+    kernelName: 'MaxPool',
+    inputsToSave: ['x'],
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      if (tf.getBackend() !== 'wasm') return stock.gradFunc(dy, saved, attrs);
+      const x = saved[0] as Tensor4D;
+      const a = attrs as unknown as { filterSize: number | [number, number]; strides: number | [number, number]; pad: Parameters<typeof tf.maxPool>[3]; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
+      const info = tf.backend_util.computePool2DInfo(x.shape, a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+      return { x: () => maxPoolBackprop(x, dy as Tensor4D, info) };
+    },
+  });
+  maxPoolGradInstalled = true;
+}
+
+/**
+ * dL/dx of max pooling: each output's gradient goes to the first maximum of its window in
+ * row-major order (the cell PyTorch and TensorFlow pick on ties, common after a ReLU).
+ */
+export function maxPoolBackprop(x: Tensor4D, dy: Tensor4D, info: ReturnType<typeof tf.backend_util.computePool2DInfo>): Tensor4D {
+  const xv = x.dataSync() as Float32Array, dv = dy.dataSync() as Float32Array;
+  const [n, h, w, c] = x.shape;
+  const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
+  const { top, left } = info.padInfo;
+  const dx = new Float32Array(xv.length);
+  const best = new Float32Array(c), arg = new Int32Array(c);
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        best.fill(-Infinity);
+        arg.fill(-1);
+        for (let py = 0; py < fh; py++) {
+          const iy = oy * sh + py - top;
+          if (iy < 0 || iy >= h) continue;
+          for (let px = 0; px < fw; px++) {
+            const ix = ox * sw + px - left;
+            if (ix < 0 || ix >= w) continue;
+            const base = ((b * h + iy) * w + ix) * c;
+            for (let ch = 0; ch < c; ch++) {
+              const v = xv[base + ch];
+              if (v > best[ch] || arg[ch] < 0) { best[ch] = v; arg[ch] = base + ch; }
+            }
+          }
+        }
+        const o = ((b * oh + oy) * ow + ox) * c;
+        for (let ch = 0; ch < c; ch++) if (arg[ch] >= 0) dx[arg[ch]] += dv[o + ch];
+      }
+    }
+  }
+  return tf.tensor4d(dx, x.shape);
 }
 
 /**
