@@ -10,6 +10,7 @@ describe('schedules', () => {
     assert.deepEqual(parseTransformSpec('widen@0:netmorph').transform, { transform: 'widen', method: 'netmorph', factor: 1.5 });
     assert.deepEqual(parseTransformSpec('widen@3:RandPad:+8:at=conv1:init=he:scale=0.5:seed=4').transform,
       { transform: 'widen', method: 'random', add: 8, at: 'conv1', init: { method: 'he', scale: 0.5 }, seed: 4 });
+    assert.deepEqual(parseTransformSpec('widen@0:netmorph:1.5:zero=consumers').transform, { transform: 'widen', method: 'netmorph', factor: 1.5, netmorphZeroSide: 'consumers' });
     assert.deepEqual(parseTransformSpec('deepen@1:net2net:after=relu1').transform, { transform: 'deepen', method: 'net2net', after: 'relu1' });
   });
 

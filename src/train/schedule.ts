@@ -1,7 +1,7 @@
 /**
  * Schedules as written on the command line and in experiment definitions:
  * - transforms `widen@25:r2r:1.5`, `deepen@25:r2r`, `deepen@0:r2r:2` (2 blocks per stage),
- *   `widen@20:r2r:1.5:init=he`, `widen@0:netmorph:+8:at=conv1`: `<kind>@<epoch>:<method>[:<amount>][:key=value...]`;
+ *   `widen@20:r2r:1.5:init=he`, `widen@0:netmorph:+8:at=conv1:zero=consumers`: `<kind>@<epoch>:<method>[:<amount>][:key=value...]`;
  * - learning-rate drops `/5@25` (divide by 5 from epoch 26 on, i.e. after 25 epochs).
  * `@E` means "after E epochs of training" (0 = before any training).
  */
@@ -61,7 +61,7 @@ export function parseTransformSpec(spec: string): ScheduledTransform {
   if (kv.scale !== undefined) init.scale = num(spec, 'scale', kv.scale);
   if (kv.noise !== undefined) init.noise = num(spec, 'noise', kv.noise);
   const seed = kv.seed !== undefined ? num(spec, 'seed', kv.seed) : undefined;
-  const known = kind === 'widen' ? ['init', 'scale', 'noise', 'seed', 'at'] : ['init', 'scale', 'noise', 'seed', 'after'];
+  const known = kind === 'widen' ? ['init', 'scale', 'noise', 'seed', 'at', 'zero'] : ['init', 'scale', 'noise', 'seed', 'after'];
   for (const k of Object.keys(kv)) if (!known.includes(k)) throw bad(spec, `unknown option '${k}' (known: ${known.join(', ')})`);
 
   let transform: TransformSpec;
@@ -79,6 +79,11 @@ export function parseTransformSpec(spec: string): ScheduledTransform {
       }
     } else t.factor = 1.5;
     if (kv.at !== undefined) t.at = kv.at;
+    if (kv.zero !== undefined) {
+      // NetMorph: which side of the new channels is zero (producers' filters or consumers' slices).
+      if (method !== 'netmorph' || (kv.zero !== 'producers' && kv.zero !== 'consumers')) throw bad(spec, `zero=producers|consumers applies to netmorph only, got '${kv.zero}' for ${method}`);
+      t.netmorphZeroSide = kv.zero;
+    }
     if (Object.keys(init).length) t.init = init;
     if (seed !== undefined) t.seed = seed;
     transform = t;

@@ -141,6 +141,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   let graph = opts.start.graph, weights = opts.start.weights;
   let optState = config.resetOptimizer ? undefined : opts.start.optimizer;
+  if (optState && optState.kind !== config.optimizer) {
+    log(`${opts.name}: the starting optimizer state is ${optState.kind}, the run uses ${config.optimizer}: starting with a fresh optimizer`);
+    optState = undefined;
+  }
   let st: TrainerState = { epoch: 0, step: 0, flops: 0, wallSeconds: 0, dataRng: new Rng(`data:${config.seed}`).getState(), metricsLines: 0, configKey };
   let records: MetricsRecord[] = [];
 
