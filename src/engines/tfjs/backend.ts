@@ -40,9 +40,9 @@ async function init(name: TfjsBackendName): Promise<void> {
     const main = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm');
     setWasmPaths(join(dirname(main), '/'));
     wasmPathsSet = true;
-    installConv2dGradient();
-    installMaxPoolGradient();
   }
+  installConv2dGradient();
+  installMaxPoolGradient();
   let ok: boolean;
   try {
     ok = await tf.setBackend(name);

@@ -24,17 +24,21 @@ export function conv2d(x: Tensor4D, kernel: Tensor4D, strides: [number, number],
 }
 
 let conv2dGradInstalled = false;
+/** The gradient tfjs ships (conv2DBackpropInput / conv2DBackpropFilter kernels), kept for tests. */
+export let stockConv2dGradient: ReturnType<typeof tf.getGradient> | undefined;
 
 /**
- * Replaces the Conv2D gradient, for the wasm backend only: wasm has no Conv2DBackpropFilter
- * kernel (stock training of conv nets fails there) and its Conv2DBackpropInput is a slow scalar
- * loop, while its Conv2D is XNNPACK. Both gradients become forward convolutions. Other backends
- * (and dilated or NCHW convs) keep the stock gradient. Gradients stay lazy per input, so the
- * first layer never computes dL/d(image).
+ * Replaces the Conv2D gradient on every backend: wasm has no Conv2DBackpropFilter kernel (stock
+ * training of conv nets fails there) and its Conv2DBackpropInput is a slow scalar loop, while its
+ * Conv2D is XNNPACK; the cpu backend's Conv2DBackpropFilter indexes through TensorBuffer.get and
+ * is ~10x slower than its Conv2D. Both gradients become forward convolutions. Dilated or NCHW
+ * convs (not in the IR) keep the stock gradient. Gradients stay lazy per input, so the first
+ * layer never computes dL/d(image).
  */
 export function installConv2dGradient(): void {
   if (conv2dGradInstalled) return;
   const stock = tf.getGradient('Conv2D');
+  stockConv2dGradient = stock;
   tf.registerGradient({
     kernelName: 'Conv2D',
     inputsToSave: ['x', 'filter'],
@@ -43,7 +47,7 @@ export function installConv2dGradient(): void {
       const a = attrs as unknown as { strides: number | [number, number]; pad: Parameters<typeof tf.conv2d>[3]; dilations?: number | [number, number]; dataFormat?: string; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
       const dil = a.dilations ?? 1;
       const plain = (typeof dil === 'number' ? dil === 1 : dil.every((d) => d === 1)) && (a.dataFormat ?? 'NHWC') === 'NHWC';
-      if (tf.getBackend() !== 'wasm' || !plain) return stock.gradFunc(dy, saved, attrs);
+      if (!plain) return stock.gradFunc(dy, saved, attrs);
       const info = tf.backend_util.computeConv2DInfo(x.shape, filter.shape, a.strides, 1, a.pad, a.dimRoundingMode);
       const strides: [number, number] = [info.strideHeight, info.strideWidth];
       const p = info.padInfo;

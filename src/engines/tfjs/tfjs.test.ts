@@ -52,7 +52,7 @@ describe('tfjs engine: backends', () => {
   });
 });
 
-describe('tfjs engine: Conv2D gradient on wasm (own) vs cpu (stock)', () => {
+describe('tfjs engine: own Conv2D gradient (wasm, cpu) vs the stock one (cpu)', () => {
   const cases: { k: [number, number]; s: [number, number]; p: Padding; hw: [number, number] }[] = [
     { k: [3, 3], s: [1, 1], p: 'same', hw: [7, 6] },
     { k: [3, 3], s: [2, 2], p: [1, 1, 1, 1], hw: [8, 8] },
@@ -71,7 +71,7 @@ describe('tfjs engine: Conv2D gradient on wasm (own) vs cpu (stock)', () => {
       const [h, w] = c.hw, cin = 3, cout = 4, n = 2;
       const win = resolveWindow(h, w, c.k, c.s, c.p);
       const xd = randn([n, h, w, cin], rng), kd = randn([...c.k, cin, cout], rng), rd = randn([n, win.outH, win.outW, cout], rng);
-      const grads = (backend: 'wasm' | 'cpu') => {
+      const own = (backend: 'wasm' | 'cpu') => {
         activate(backend);
         return tf.tidy(() => {
           const [x, k, r] = [xd, kd, rd].map((t) => tf.tensor(t.dataSync(), t.shape));
@@ -79,10 +79,22 @@ describe('tfjs engine: Conv2D gradient on wasm (own) vs cpu (stock)', () => {
           return tf.grads(f)([x, k]).map((t) => t.dataSync() as Float32Array);
         });
       };
-      const [dxW, dkW] = grads('wasm');
-      const [dxC, dkC] = grads('cpu');
-      assert.ok(maxRel(dxW, dxC) <= 1e-5, `dx: ${maxRel(dxW, dxC)}`);
-      assert.ok(maxRel(dkW, dkC) <= 1e-5, `dK: ${maxRel(dkW, dkC)}`);
+      // tfjs's own gradient (Conv2DBackpropInput/Filter kernels) on cpu, dL/dy = r.
+      const stock = () => {
+        activate('cpu');
+        return tf.tidy(() => {
+          const [x, k, r] = [xd, kd, rd].map((t) => tf.tensor(t.dataSync(), t.shape));
+          const pad = win.top + win.bottom + win.left + win.right === 0 ? 'valid' : [[0, 0], [win.top, win.bottom], [win.left, win.right], [0, 0]];
+          const g = ops.stockConv2dGradient!.gradFunc(r, [x, k], { strides: c.s, pad, dilations: [1, 1], dataFormat: 'NHWC' } as unknown as tf.NamedAttrMap);
+          return [g.x(), g.filter()].map((t) => t.dataSync() as Float32Array);
+        });
+      };
+      const [dxS, dkS] = stock();
+      for (const backend of ['wasm', 'cpu'] as const) {
+        const [dx, dk] = own(backend);
+        assert.ok(maxRel(dx, dxS) <= 1e-5, `${backend} dx: ${maxRel(dx, dxS)}`);
+        assert.ok(maxRel(dk, dkS) <= 1e-5, `${backend} dK: ${maxRel(dk, dkS)}`);
+      }
       tf.dispose([xd, kd, rd]);
     });
   }
