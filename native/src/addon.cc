@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <malloc.h>
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -612,6 +614,17 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+#ifdef __GLIBC__
+  // libtorch frees and reallocates every activation each step. With glibc's default (dynamic)
+  // mmap threshold, tensors of a few MB are mmapped and unmapped each time, and the page faults
+  // cost as much as the convolutions on small networks. Keep freed memory in the heap instead.
+  // (32 MB is the largest threshold glibc accepts; R2R_TORCH_MALLOPT=0 keeps the defaults.)
+  const char* mo = std::getenv("R2R_TORCH_MALLOPT");
+  if (!mo || std::string(mo) != "0") {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  }
+#endif
   auto* ad = new AddonData();
   Napi::Function ds = DatasetWrap::Init(env);
   ad->datasetCtor = Napi::Persistent(ds);

@@ -6,7 +6,7 @@
  * the addon, at the boundary only.
  */
 import { availableParallelism } from 'node:os';
-import { EngineUnavailableError, R2RError, UsageError } from '../../errors.ts';
+import { DataError, EngineUnavailableError, R2RError, ShapeMismatchError, UsageError } from '../../errors.ts';
 import { analyzeGraph, paramSpecs, type GraphInfo } from '../../ir/graph.ts';
 import { resolveWindow, shapeToString, sizeOf } from '../../ir/shapes.ts';
 import type { Graph, Node, Weights } from '../../ir/types.ts';
@@ -23,8 +23,9 @@ export interface TorchEngineOptions {
   /** Intra-op threads (at::set_num_threads); default: the machine's cores. */
   threads?: number;
   /**
-   * Run activations in channels_last memory format (the IR's own NHWC order). Default from
-   * R2R_TORCH_CHANNELS_LAST (1/0); otherwise NCHW, PyTorch's default.
+   * Run activations and conv kernels in channels_last memory format (the IR's own NHWC order;
+   * oneDNN convolutions then need no reorders). Default on; R2R_TORCH_CHANNELS_LAST=0 selects
+   * NCHW, PyTorch's default.
    */
   channelsLast?: boolean;
 }
@@ -129,7 +130,7 @@ export class TorchModel implements EngineModel {
   private checkBatch(batch: Batch, needLabels: boolean): void {
     if (!Number.isInteger(batch.n) || batch.n < 1) throw new UsageError(`batch.n must be a positive integer, got ${batch.n}`);
     if (batch.x.length !== batch.n * this.inputSize) {
-      throw new UsageError(`batch.x holds ${batch.x.length} values; ${batch.n} examples of shape ${shapeToString(this.info.inputShape)} need ${batch.n * this.inputSize}`);
+      throw new ShapeMismatchError(`batch.x holds ${batch.x.length} values; ${batch.n} examples of shape ${shapeToString(this.info.inputShape)} need ${batch.n * this.inputSize}`);
     }
     if (needLabels) {
       if (!batch.labels) throw new UsageError('batch.labels is required for training and loss');
@@ -138,9 +139,9 @@ export class TorchModel implements EngineModel {
   }
 
   private checkLabels(labels: Int32Array, n: number, what: string): void {
-    if (labels.length !== n) throw new UsageError(`${what} holds ${labels.length} labels for ${n} examples`);
+    if (labels.length !== n) throw new ShapeMismatchError(`${what} holds ${labels.length} labels for ${n} examples`);
     for (let i = 0; i < n; i++) {
-      if (labels[i] < 0 || labels[i] >= this.classes) throw new UsageError(`${what}[${i}] = ${labels[i]} is not a class of this ${this.classes}-class network`);
+      if (labels[i] < 0 || labels[i] >= this.classes) throw new DataError(`${what}[${i}] = ${labels[i]} is not a class of this ${this.classes}-class network`);
     }
   }
 
@@ -311,7 +312,7 @@ export async function createTorchEngine(opts: TorchEngineOptions = {}): Promise<
   }
   const threads = opts.threads ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`torch engine: threads must be a positive integer, got ${threads}`);
-  const channelsLast = opts.channelsLast ?? envFlag('R2R_TORCH_CHANNELS_LAST') ?? false;
+  const channelsLast = opts.channelsLast ?? envFlag('R2R_TORCH_CHANNELS_LAST') ?? true;
   return {
     name: 'torch',
     description: `libtorch ${info.torchVersion} (${device}, ${threads} thread${threads === 1 ? '' : 's'}${channelsLast ? ', channels_last' : ''})`,

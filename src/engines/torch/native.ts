@@ -69,16 +69,18 @@ export const INSTALL_HINT =
   '(or, with a downloaded LibTorch, `LIBTORCH=/path/to/libtorch npm run build:native`); ' +
   'or choose the TensorFlow.js engine with --engine tfjs';
 
-let cached: NativeAddon | undefined;
+const cache = new Map<string, NativeAddon>();
 
-export function loadAddon(): NativeAddon {
-  if (cached) return cached;
-  const file = addonPath();
+export function loadAddon(file = addonPath()): NativeAddon {
+  const hit = cache.get(file);
+  if (hit) return hit;
   if (!existsSync(file)) {
     throw new EngineUnavailableError(`torch engine: the native addon is not built (${file} does not exist); ${INSTALL_HINT}`);
   }
   try {
-    cached = createRequire(import.meta.url)(file) as NativeAddon;
+    const addon = createRequire(import.meta.url)(file) as NativeAddon;
+    cache.set(file, addon);
+    return addon;
   } catch (e) {
     const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
     throw new EngineUnavailableError(
@@ -86,5 +88,4 @@ export function loadAddon(): NativeAddon {
       { cause: e },
     );
   }
-  return cached;
 }
