@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -107,5 +108,27 @@ describe('trainer (tfjs wasm, synthetic data)', () => {
     const info = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
     assert.equal(info.status, 'failed');
     assert.match(info.error, /diverged/);
+  });
+});
+
+// The shared CIFAR-10 copy (R2R_DATA or ../shared/data/cifar10); required in CI.
+const cifarDir = process.env.R2R_DATA || resolve(import.meta.dirname, '../../../shared/data/cifar10');
+const haveCifar = existsSync(join(cifarDir, 'data_batch_1.bin.gz')) || existsSync(join(cifarDir, 'data_batch_1.bin'));
+
+describe('trainer on a CIFAR-10 slice (tfjs wasm)', { skip: !haveCifar && !process.env.CI ? `no CIFAR-10 in ${cifarDir}` : false }, () => {
+  it('loss goes down; R2DeeperR mid-training keeps validation loss and accuracy', async () => {
+    const cifar = loadDataset({ dataset: 'cifar10', dir: cifarDir, trainLimit: 512, valLimit: 256 });
+    assert.deepEqual(cifar.inputShape, [32, 32, 3]);
+    const graph = zooModel('resnet-cifar10', { width: 0.0625 });
+    const r = await train({
+      dir: join(tmp, 'cifar'), name: 'cifar', data: cifar, engine, start: { graph, weights: initWeights(graph, new Rng(3)) },
+      config: { ...base, epochs: 3, transforms: ['deepen@2:r2r:2'] },
+    });
+    const ep = epochsOf(r.records);
+    assert.ok(ep[2].trainLoss < ep[0].trainLoss, `train loss ${ep.map((e) => e.trainLoss)}`);
+    const t = transformOf(r.records);
+    assert.equal(t.valAccAfter, t.valAccBefore);
+    assert.equal(t.valAccBefore, ep[1].valAcc);
+    assert.ok(Math.abs(t.valLossAfter - t.valLossBefore) < 1e-5 * t.valLossBefore);
   });
 });
