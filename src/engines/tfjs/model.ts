@@ -161,11 +161,19 @@ export class TfjsModel implements EngineModel {
     const lab = tf.tensor1d(labels, 'int32');
     const oneHot = tf.oneHot(lab, this.numClasses);
     let logits: Tensor | undefined;
-    const { value, grads } = tf.variableGrads(() => {
-      const out = this.run(x, true, stats);
-      logits = tf.keep(out);
-      return ops.crossEntropy(out, oneHot) as Scalar;
-    }, this.trainable.map((p) => p.variable));
+    let value: Scalar, grads: Record<string, Tensor>;
+    try {
+      ({ value, grads } = tf.variableGrads(() => {
+        const out = this.run(x, true, stats);
+        logits = tf.keep(out);
+        return ops.crossEntropy(out, oneHot) as Scalar;
+      }, this.trainable.map((p) => p.variable)));
+    } catch (e) {
+      logits?.dispose();
+      if (e instanceof R2RError) throw e;
+      // The forward pass names its node; a failure here is in the loss or the backward pass.
+      throw new R2RError('R2R_ENGINE', `tfjs engine (${this.backend}) ${what}: loss or backward pass failed: ${(e as Error).message}`, { cause: e });
+    }
     const correct = ops.correctCount(logits!, lab);
     logits!.dispose();
     const byName = new Map<string, Tensor>();
