@@ -1,0 +1,297 @@
+/**
+ * `npm run bench`: training and inference throughput (images/s) and peak memory of the paper's
+ * networks on every available engine, next to PyTorch on the same machine in the same run.
+ *
+ * Each (engine, network) runs in its own child process, so peak RSS is that run's alone and
+ * engines do not share threads or allocators. PyTorch runs ../shared/bench/pytorch_reference.py
+ * (found next to the repository, or via R2R_PYTORCH_REFERENCE) with the same protocol: batch 128,
+ * Adam lr 3e-3, `--warmup` untimed steps then `--steps` timed ones on one random batch;
+ * inference on a batch of 256, 3 untimed then 10 timed passes. Runs are paired per network
+ * (PyTorch, then each engine, back to back) and repeated `--repeat` times; ratios are per pair.
+ *
+ *   npm run bench
+ *   npm run bench -- --engines torch --nets resnet18:0.125 --steps 10 --repeat 3
+ *   npm run bench -- --json
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const DEFAULT_NETS = 'resnet10:0.125,resnet18:0.125,resnet18:0.1875,resnet18:0.5';
+
+interface Args {
+  engines: string[];
+  nets: string[];
+  steps: number;
+  warmup: number;
+  threads: number;
+  batch: number;
+  repeat: number;
+  json: boolean;
+  pytorch: boolean;
+  child?: { engine: string; net: string };
+}
+
+function usage(msg?: string): never {
+  if (msg) console.error(`bench: ${msg}`);
+  console.error(`usage: npm run bench -- [--engines torch,tfjs] [--nets ${DEFAULT_NETS}]
+       [--steps 20] [--warmup 5] [--threads 2] [--batch 128] [--repeat 1] [--no-pytorch] [--json]`);
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { engines: ['torch', 'tfjs'], nets: DEFAULT_NETS.split(','), steps: 20, warmup: 5, threads: 2, batch: 128, repeat: 1, json: false, pytorch: true };
+  let childEngine: string | undefined, childNet: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = () => { const x = argv[++i]; if (x === undefined) usage(`${k} needs a value`); return x; };
+    const int = () => { const x = Number(v()); if (!Number.isInteger(x) || x < 1) usage(`${k} needs a positive integer`); return x; };
+    switch (k) {
+      case '--engines': a.engines = v().split(',').filter(Boolean); break;
+      case '--nets': a.nets = v().split(',').filter(Boolean); break;
+      case '--steps': a.steps = int(); break;
+      case '--warmup': a.warmup = int(); break;
+      case '--threads': a.threads = int(); break;
+      case '--batch': a.batch = int(); break;
+      case '--repeat': a.repeat = int(); break;
+      case '--json': a.json = true; break;
+      case '--no-pytorch': a.pytorch = false; break;
+      case '--child-engine': childEngine = v(); break;
+      case '--child-net': childNet = v(); break;
+      case '-h': case '--help': usage();
+      // falls through (usage exits)
+      default: usage(`unknown option '${k}'`);
+    }
+  }
+  for (const n of a.nets) parseNet(n);
+  if (childEngine && childNet) a.child = { engine: childEngine, net: childNet };
+  return a;
+}
+
+function parseNet(spec: string): { model: string; width: number } {
+  const m = /^resnet(10|18)(-nores)?:([0-9.]+)$/.exec(spec);
+  if (!m) usage(`network '${spec}' is not of the form resnet18:0.125 or resnet10:0.5`);
+  return { model: `resnet-cifar${m[1]}${m[2] ?? ''}`, width: Number(m[3]) };
+}
+
+interface Measurement {
+  engine: string;
+  description: string;
+  net: string;
+  params: number;
+  threads: number;
+  batch: number;
+  train_images_per_s: number;
+  /** trainStep loop (JS batch each step); for engines with the native dataset path, train_images_per_s is trainEpoch. */
+  step_images_per_s?: number;
+  infer_images_per_s: number;
+  peak_rss_mb: number;
+}
+
+// ---- child: one engine, one network ----
+
+async function runChild(a: Args): Promise<void> {
+  const { child } = a;
+  if (!child) return;
+  const { getEngine } = await import('../src/engines/registry.ts');
+  const { zooModel } = await import('../src/models/zoo.ts');
+  const { initWeights } = await import('../src/ir/weights.ts');
+  const { countParams } = await import('../src/ir/graph.ts');
+  const { Rng } = await import('../src/rng.ts');
+  const engine = await getEngine(child.engine, { threads: a.threads });
+  const { model, width } = parseNet(child.net);
+  const graph = zooModel(model, { width });
+  const rng = new Rng(0);
+  const m = await engine.build(graph, initWeights(graph, rng), { threads: a.threads });
+  const size = 32 * 32 * 3, n = a.batch;
+  const x = new Float32Array(n * size);
+  for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) labels[i] = rng.int(10);
+  m.setOptimizer({ kind: 'adam', lr: 3e-3 });
+  const batch = { x, n, labels };
+  for (let i = 0; i < a.warmup; i++) await m.trainStep(batch);
+  let t = performance.now();
+  for (let i = 0; i < a.steps; i++) await m.trainStep(batch);
+  const step = (n * a.steps) / ((performance.now() - t) / 1000);
+  let train = step, epochPath: number | undefined;
+  if (m.uploadDataset && m.trainEpoch) {
+    // The trainer's path: data held by the engine, a whole epoch per call. Same batch, repeated.
+    const data = await m.uploadDataset(x, labels, n);
+    const order = new Int32Array(n * a.steps);
+    for (let i = 0; i < order.length; i++) order[i] = i % n;
+    await m.trainEpoch(data, order.subarray(0, n * Math.min(a.warmup, 2)), n);
+    t = performance.now();
+    await m.trainEpoch(data, order, n);
+    epochPath = (n * a.steps) / ((performance.now() - t) / 1000);
+    data.release();
+    train = epochPath;
+  }
+  const ni = 256;
+  const xe = new Float32Array(ni * size);
+  for (let i = 0; i < xe.length; i++) xe[i] = rng.normal();
+  for (let i = 0; i < 3; i++) await m.forward({ x: xe, n: ni }, { training: false });
+  t = performance.now();
+  for (let i = 0; i < 10; i++) await m.forward({ x: xe, n: ni }, { training: false });
+  const infer = (ni * 10) / ((performance.now() - t) / 1000);
+  m.dispose();
+  const out: Measurement = {
+    engine: engine.name, description: engine.description, net: child.net, params: countParams(graph), threads: a.threads, batch: n,
+    train_images_per_s: round1(train), ...(epochPath !== undefined ? { step_images_per_s: round1(step) } : {}),
+    infer_images_per_s: round1(infer), peak_rss_mb: round1(process.resourceUsage().maxRSS / 1024),
+  };
+  console.log(JSON.stringify(out));
+}
+
+// ---- parent: orchestrate, pair with PyTorch, report ----
+
+function round1(v: number): number { return Math.round(v * 10) / 10; }
+
+function lastJson(stdout: string): Record<string, unknown> | undefined {
+  const lines = stdout.trim().split('\n').filter((l) => l.startsWith('{'));
+  return lines.length ? JSON.parse(lines[lines.length - 1]) : undefined;
+}
+
+function findPytorchReference(): string | undefined {
+  const c = [process.env.R2R_PYTORCH_REFERENCE, path.join(ROOT, '../shared/bench/pytorch_reference.py'), path.join(ROOT, 'shared/bench/pytorch_reference.py'), '/work/shared/bench/pytorch_reference.py'];
+  return c.find((p): p is string => !!p && existsSync(p));
+}
+
+function findPython(): string | undefined {
+  for (const py of [process.env.PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p)) {
+    const r = spawnSync(py, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+    if (r.status === 0) return py;
+  }
+  return undefined;
+}
+
+function runPytorch(py: string, script: string, net: string, a: Args): Measurement | string {
+  // Peak RSS from inside the process; the script itself prints the throughput line.
+  const wrapper = 'import json, resource, runpy, sys; path = sys.argv[1]; sys.argv = sys.argv[1:]; runpy.run_path(path, run_name="__main__"); '
+    + 'print(json.dumps({"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))';
+  const r = spawnSync(py, ['-c', wrapper, script, '--nets', net, '--threads', String(a.threads), '--batch', String(a.batch), '--steps', String(a.steps), '--warmup', String(a.warmup)], { encoding: 'utf8' });
+  if (r.status !== 0) return `pytorch_reference.py failed: ${r.stderr.trim().split('\n').pop()}`;
+  const lines = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const m = lines.find((l) => 'train_images_per_s' in l), rss = lines.find((l) => 'peak_rss_kb' in l);
+  if (!m) return 'pytorch_reference.py printed no result';
+  return {
+    engine: 'pytorch', description: String(m.engine), net, params: m.params, threads: m.threads, batch: m.batch,
+    train_images_per_s: m.train_images_per_s, infer_images_per_s: m.infer_images_per_s, peak_rss_mb: round1((rss?.peak_rss_kb ?? 0) / 1024),
+  };
+}
+
+function runEngine(engine: string, net: string, a: Args): Measurement | string {
+  const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--child-engine', engine, '--child-net', net,
+    '--steps', String(a.steps), '--warmup', String(a.warmup), '--threads', String(a.threads), '--batch', String(a.batch)];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', cwd: ROOT });
+  const m = lastJson(r.stdout);
+  if (r.status !== 0 || !m) {
+    const err = r.stderr.trim().split('\n').find((l) => /Error|error/.test(l)) ?? r.stderr.trim().split('\n').pop();
+    return `${engine} failed: ${err}`;
+  }
+  return m as unknown as Measurement;
+}
+
+const median = (xs: number[]): number => { const s = [...xs].sort((p, q) => p - q); const k = s.length >> 1; return s.length % 2 ? s[k] : (s[k - 1] + s[k]) / 2; };
+const spread = (xs: number[], digits = 0): string => xs.length > 1 ? ` [${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}]` : '';
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  if (a.child) return runChild(a);
+
+  const log = (s: string) => { if (!a.json) console.log(s); else console.error(s); };
+  let py: string | undefined, script: string | undefined;
+  if (a.pytorch) {
+    script = findPytorchReference();
+    py = script ? findPython() : undefined;
+    if (!script) log('PyTorch reference: pytorch_reference.py not found (../shared/bench or R2R_PYTORCH_REFERENCE); ratios omitted');
+    else if (!py) log('PyTorch reference: no python3 with torch (apt-get install -y python3-torch); ratios omitted');
+  }
+  log(`machine: ${os.cpus()[0]?.model ?? 'unknown cpu'}, ${os.availableParallelism()} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; `
+    + `threads ${a.threads}, batch ${a.batch}, ${a.warmup} warmup + ${a.steps} timed steps, repeat ${a.repeat}`);
+
+  interface Row { engine: string; description: string; net: string; runs: Measurement[]; ratios: { train: number; infer: number }[]; failed?: string }
+  const rows = new Map<string, Row>();
+  const row = (engine: string, net: string): Row => {
+    const k = `${engine} ${net}`;
+    if (!rows.has(k)) rows.set(k, { engine, description: engine, net, runs: [], ratios: [] });
+    return rows.get(k)!;
+  };
+  const unavailable = new Set<string>();
+  for (const net of a.nets) {
+    for (let rep = 0; rep < a.repeat; rep++) {
+      let ref: Measurement | undefined;
+      if (py && script) {
+        const r = runPytorch(py, script, net, a);
+        const pr = row('pytorch', net);
+        if (typeof r === 'string') pr.failed = r; else { ref = r; pr.description = r.description; pr.runs.push(r); }
+        log(`  ${net} pytorch: ${typeof r === 'string' ? r : `train ${r.train_images_per_s}, infer ${r.infer_images_per_s} img/s`}`);
+      }
+      for (const engine of a.engines) {
+        if (unavailable.has(engine)) continue;
+        const r = runEngine(engine, net, a);
+        const er = row(engine, net);
+        if (typeof r === 'string') {
+          er.failed = r;
+          if (/ENGINE_UNAVAILABLE|not built|EngineUnavailable/.test(r)) unavailable.add(engine);
+          log(`  ${net} ${engine}: ${r}`);
+          continue;
+        }
+        er.description = r.description;
+        er.runs.push(r);
+        if (ref) er.ratios.push({ train: r.train_images_per_s / ref.train_images_per_s, infer: r.infer_images_per_s / ref.infer_images_per_s });
+        log(`  ${net} ${engine}: train ${r.train_images_per_s}${r.step_images_per_s ? ` (trainStep loop ${r.step_images_per_s})` : ''}, infer ${r.infer_images_per_s} img/s`
+          + (ref ? `; x${(r.train_images_per_s / ref.train_images_per_s).toFixed(2)} / x${(r.infer_images_per_s / ref.infer_images_per_s).toFixed(2)} PyTorch` : ''));
+      }
+    }
+  }
+
+  const results = [...rows.values()].filter((r) => r.runs.length > 0).map((r) => {
+    const train = r.runs.map((m) => m.train_images_per_s), infer = r.runs.map((m) => m.infer_images_per_s);
+    const step = r.runs.map((m) => m.step_images_per_s).filter((v): v is number => v !== undefined);
+    const tr = r.ratios.map((q) => q.train), ir = r.ratios.map((q) => q.infer);
+    return {
+      engine: r.engine, description: r.description, net: r.net, params: r.runs[0].params, threads: a.threads, batch: a.batch, repeats: r.runs.length,
+      train_images_per_s: round1(median(train)), ...(step.length ? { step_images_per_s: round1(median(step)) } : {}),
+      infer_images_per_s: round1(median(infer)), peak_rss_mb: round1(Math.max(...r.runs.map((m) => m.peak_rss_mb))),
+      train_ratio_vs_pytorch: r.engine === 'pytorch' ? 1 : tr.length ? Math.round(median(tr) * 1000) / 1000 : null,
+      infer_ratio_vs_pytorch: r.engine === 'pytorch' ? 1 : ir.length ? Math.round(median(ir) * 1000) / 1000 : null,
+      train_ratio_range: tr.length > 1 ? [Math.min(...tr), Math.max(...tr)].map((v) => Math.round(v * 1000) / 1000) : undefined,
+      infer_ratio_range: ir.length > 1 ? [Math.min(...ir), Math.max(...ir)].map((v) => Math.round(v * 1000) / 1000) : undefined,
+      train_runs: train, infer_runs: infer,
+    };
+  });
+
+  if (a.json) {
+    for (const r of results) console.log(JSON.stringify(r));
+    return;
+  }
+  console.log('');
+  const head = ['network', 'engine', 'train img/s', 'infer img/s', 'peak RSS MB', 'train vs PyTorch', 'infer vs PyTorch'];
+  const table = results.map((r) => {
+    const rr = rows.get(`${r.engine} ${r.net}`)!;
+    return [
+      r.net, r.description,
+      r.train_images_per_s.toFixed(0) + spread(r.train_runs),
+      r.infer_images_per_s.toFixed(0) + spread(r.infer_runs),
+      r.peak_rss_mb.toFixed(0),
+      r.engine === 'pytorch' ? '1' : r.train_ratio_vs_pytorch === null ? '-' : `${r.train_ratio_vs_pytorch.toFixed(2)}x${spread(rr.ratios.map((q) => q.train), 2)}`,
+      r.engine === 'pytorch' ? '1' : r.infer_ratio_vs_pytorch === null ? '-' : `${r.infer_ratio_vs_pytorch.toFixed(2)}x${spread(rr.ratios.map((q) => q.infer), 2)}`,
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  console.log(line(head));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const t of table) console.log(line(t));
+  for (const r of rows.values()) if (r.failed && r.runs.length === 0) console.log(`(${r.engine} on ${r.net}: ${r.failed})`);
+  console.log('\nmedians over repeats, [min-max] when repeated; ratios are per back-to-back pair.');
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  process.exit(1);
+});
