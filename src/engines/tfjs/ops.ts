@@ -1,7 +1,8 @@
 /**
  * The graph's layers as TensorFlow.js ops, with the IR's conventions: explicit window pads from
  * `resolveWindow`, max pooling padded with -inf, average pooling that counts only real cells,
- * batch norm written as broadcast arithmetic, exact (erf) gelu, numerically stable cross-entropy.
+ * batch norm with a per-channel custom gradient, exact (erf) gelu, stable cross-entropy. Also the
+ * gradients that replace tfjs's own where those are missing, slow or wrong (Conv2D, MaxPool).
  */
 import type { Tensor, Tensor4D } from '@tensorflow/tfjs';
 import { UnsupportedLayerError } from '../../errors.ts';
@@ -213,8 +214,9 @@ export interface BatchNormParams { gamma: Tensor; beta: Tensor; movingMean: Tens
  * gradient is written out per channel (xhat = (x - mean) * inv, inv = 1 / sqrt(var + eps)):
  *   dbeta = sum dy, dgamma = sum dy * xhat, dx = gamma * inv * (dy - mean(dy) - xhat * mean(dy * xhat)),
  * with the broadcasts done by FusedBatchNorm too. On wasm, broadcasting binary ops are ~10x slower
- * than same-shape ones, so this is ~3x faster than autodiff through broadcast arithmetic, which is
- * itself faster than `tf.batchNorm`'s stock gradient. Training mode also returns the batch mean and
+ * than same-shape ones; measured on ResNetCifar-18(1/8), batch 128, this cut a training step's
+ * gradient time from ~260 to ~185 ms against autodiff through broadcast arithmetic (itself faster
+ * than `tf.batchNorm`'s stock gradient). Training mode also returns the batch mean and
  * the UNBIASED batch variance for the moving-statistics update; normalisation uses the biased one.
  */
 export function batchNorm(x: Tensor, p: BatchNormParams, epsilon: number, training: boolean, keepStats = false): { y: Tensor; mean?: Tensor; unbiasedVar?: Tensor } {
