@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .description('Run experiments of the paper\'s table 5 by name (e.g. NCT-R2WiderR; FFT- is accepted for FTT-) or a whole --suite. Teachers are trained once and cached under OUT/.teachers/; results go to OUT/<suite>/<name>/ with a summary table in OUT/<suite>/summary.md. A failing run is recorded and the others go on.')
     .argument('[names...]', 'experiment names (see --list)')
     .option('--list', 'list every experiment with its hyper-parameters')
-    .addOption(new Option('--suite <suite>', 'run a whole suite').choices([...SUITES, 'all'] as const))
+    .addOption(new Option('--suite <suites>', `run whole suites, comma-separated: ${[...SUITES, 'all'].join(', ')}`).argParser((v) => v.split(',').map((x) => x.trim()).filter(Boolean)))
     .addOption(new Option('--preset <p>', `paper: ${PRESETS.paper.description}; quick: ${PRESETS.quick.description}`).choices(['quick', 'paper'] as const).default('quick' as const))
     .addOption(dataDirOption()).addOption(datasetOption()).addOption(limitOption()).addOption(valLimitOption())
     .addOption(new Option('--out <dir>', 'results root').default('runs'))
@@ -36,9 +36,9 @@ export function register(program: Command): void {
         console.log(`\n${RUNS.filter((r) => !r.extra).length} runs of the paper's table 5; * = from-scratch baseline the paper's figures compare against. All: Adam, batch 128, no augmentation.`);
         return;
       }
-      if (!names.length && !o.suite) throw new UsageError('name experiments (see `r2r experiment --list`) or give --suite nct-widen|nct-deepen|ftt-widen|ftt-deepen|viz|of|bi|all');
+      if (!names.length && !o.suite) throw new UsageError(`name experiments (see \`r2r experiment --list\`) or give --suite ${[...SUITES, 'all'].join('|')} (several: comma-separated)`);
       const defs: RunDef[] = [];
-      for (const d of [...(o.suite ? suiteRuns(o.suite) : []), ...names.map(findRun)]) if (!defs.includes(d)) defs.push(d);
+      for (const d of [...(o.suite ?? []).flatMap(suiteRuns), ...names.map(findRun)]) if (!defs.includes(d)) defs.push(d);
       const res = await runExperiments(defs, {
         out: o.out, preset: o.preset, engine: o.engine, engineOptions: engineOptions(o), seed: o.seed, resume: o.resume, resetOptimizer: o.resetOptimizer,
         epochs: o.epochs, retrainTeachers: o.retrainTeachers, hooks: cliHooks(o.quiet),
