@@ -35,6 +35,8 @@ export interface ExperimentOptions {
   resetOptimizer?: boolean;
   /** Override the preset's epochs for every run (events rescaled). */
   epochs?: number;
+  /** Epoch checkpoints kept per run (default 2; 0 = remove them when a run completes, keeping final/). */
+  keepCheckpoints?: number;
   /** Retrain teachers even when a cached one matches. */
   retrainTeachers?: boolean;
   hooks?: TrainHooks;
@@ -103,7 +105,7 @@ function trainConfig(def: RunDef, ctx: Ctx): TrainConfig {
   const s = scaleRun(def, ctx.preset);
   return {
     epochs: s.epochs, batchSize: ctx.preset.batchSize, optimizer: 'adam', lr: def.lr, weightDecay: def.weightDecay,
-    lrDrops: s.lrDrops, transforms: s.transforms, resetOptimizer: ctx.opts.resetOptimizer, seed: ctx.seed,
+    lrDrops: s.lrDrops, transforms: s.transforms, resetOptimizer: ctx.opts.resetOptimizer, seed: ctx.seed, keepCheckpoints: ctx.opts.keepCheckpoints,
   };
 }
 
@@ -152,7 +154,7 @@ async function ensureTeacher(def: RunDef, ctx: Ctx): Promise<string> {
   const known = ctx.teachers.get(def.name);
   if (known) return known;
   const config = trainConfig(def, ctx);
-  const key = createHash('sha256').update(JSON.stringify({ start: def.start, config, data: ctx.data.info, engine: ctx.engine.name })).digest('hex').slice(0, 12);
+  const key = createHash('sha256').update(JSON.stringify({ start: def.start, config: { ...config, keepCheckpoints: undefined }, data: ctx.data.info, engine: ctx.engine.name })).digest('hex').slice(0, 12);
   const dir = join(ctx.out, '.teachers', `${def.name}-${key}`);
   const log = ctx.opts.hooks?.log ?? (() => {});
   if (!ctx.opts.retrainTeachers && isCompleted(dir)) {

@@ -52,7 +52,7 @@ export interface TrainConfig {
   /** Random crop (padding 4) and horizontal flip; off by default, as in the paper. */
   augment?: boolean;
   seed: number;
-  /** Checkpoints kept (default 2). */
+  /** Epoch checkpoints kept (default 2); 0 keeps the newest while running and removes them all once the run completes (final/ stays). */
   keepCheckpoints?: number;
   evalBatchSize?: number;
 }
@@ -134,7 +134,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { dir, config, data, engine } = opts;
   const { drops, schedule } = validateConfig(config);
   const log = opts.hooks?.log ?? (() => {});
-  const configKey = JSON.stringify({ config, data: data.info });
+  // What must match for a resume (how many checkpoints to keep need not).
+  const configKey = JSON.stringify({ config: { ...config, keepCheckpoints: undefined }, data: data.info });
   const metricsPath = join(dir, 'metrics.jsonl');
   const ckptRoot = join(dir, 'checkpoints');
   mkdirSync(dir, { recursive: true });
@@ -248,6 +249,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
     }
     saveCheckpoint(join(dir, 'final'), { graph, weights, optimizer: optState, state: st as unknown as Record<string, unknown> });
+    if (config.keepCheckpoints === 0) rmSync(ckptRoot, { recursive: true, force: true });
     writeRunInfo(dir, { ...runInfo, status: 'completed', finishedAt: new Date().toISOString() });
     return result('completed');
 
