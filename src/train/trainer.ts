@@ -8,6 +8,7 @@
  *   2. the learning rate for epoch e (drops @E apply from index E on);
  *   3. one pass over the training set in a seeded order, then validation -> an EpochRecord;
  *   4. a checkpoint `checkpoints/epoch-NNNN` (epochs completed), keeping the last `keepCheckpoints`.
+ *      Each transform also leaves the untrained student in `after-transform-eNNNN-I/` (kept).
  * A run directory holds run.json, metrics.jsonl, checkpoints/ and final/ (the last checkpoint).
  *
  * Resume: the latest checkpoint restores weights, optimizer state, the data RNG and the trainer
@@ -208,6 +209,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const mapped = config.resetOptimizer || !state ? undefined : mapOptimizerState(state, res);
         const archBefore = architectureId(graph);
         graph = res.graph; weights = res.weights;
+        // The student as the transform made it, before any training: what the paper's figure 4
+        // shows next to the trained filters (`r2r filters DIR/after-transform-... --compare DIR/final`).
+        saveCheckpoint(join(dir, `after-transform-e${String(e).padStart(4, '0')}-${schedule.indexOf(t)}`), { graph, weights });
         await build(lrAt(config.lr, drops, e), mapped);
         macs = countMacs(graph);
         const afterV = await validate(model!, data.val, handles.val, config, data.inputShape);
