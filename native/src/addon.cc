@@ -4,6 +4,7 @@
 // process, and so synchronous setters (setOptimizer, setLearningRate) stay ordered with steps.
 #include <napi.h>
 #include <torch/torch.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/version.h>
 
 #include <malloc.h>
@@ -602,6 +603,19 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   }
 };
 
+// profile(path): record every op the engine thread runs into a chrome trace at `path` until
+// profile('') (for `bench/profile.ts`). Engine-thread state, so it is set by posted jobs.
+std::unique_ptr<torch::autograd::profiler::RecordProfile> profiler;
+
+Napi::Value Profile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  return schedule(env, nullptr, [path](const Reporter&) {
+    profiler.reset();
+    if (!path.empty()) profiler = std::make_unique<torch::autograd::profiler::RecordProfile>(path);
+  }, [](Napi::Env e) { return e.Undefined(); });
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto o = Napi::Object::New(env);
@@ -632,6 +646,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", ModelWrap::Init(env));
   exports.Set("NativeDataset", ds);
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("profile", Napi::Function::New(env, Profile));
   return exports;
 }
 

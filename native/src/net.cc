@@ -1,5 +1,6 @@
 #include "net.h"
 
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 
@@ -80,6 +81,8 @@ Net::Net(std::vector<OpSpec> ops, int output, NetOptions opts)
   if (!haveInput) throw std::invalid_argument("graph has no input node");
   if (output_ < 0 || static_cast<size_t>(output_) >= n) throw std::invalid_argument("output index out of range");
   inplaceOk_.assign(n, false);
+  const char* ip = std::getenv("R2R_TORCH_INPLACE");  // 0: never reuse a buffer (for profiling)
+  if (ip && std::string(ip) == "0") return;
   for (size_t i = 0; i < n; i++) inplaceOk_[i] = consumers[i] == 1 && inplaceProducer(ops_[i].kind) && static_cast<int>(i) != output_;
 }
 
@@ -197,7 +200,9 @@ torch::Tensor Net::forward(const torch::Tensor& x, Mode mode) {
         out = pool(op, v[op.inputs[0]]);
         break;
       case OpKind::GlobalAvgPool:
-        out = v[op.inputs[0]].mean({2, 3});
+        // Not mean({2, 3}): its backward is an expanded (stride-0) gradient, which drags every
+        // elementwise backward op upstream off the channels_last fast path.
+        out = at::adaptive_avg_pool2d(v[op.inputs[0]], {1, 1}).flatten(1);
         break;
       case OpKind::Flatten: {
         const torch::Tensor& a = v[op.inputs[0]];
