@@ -629,12 +629,15 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
 #ifdef __GLIBC__
-  // libtorch frees and reallocates every activation each step. With glibc's default (dynamic)
-  // mmap threshold, tensors of a few MB are mmapped and unmapped each time, and the page faults
-  // cost as much as the convolutions on small networks. Keep freed memory in the heap instead.
-  // (32 MB is the largest threshold glibc accepts; R2R_TORCH_MALLOPT=0 keeps the defaults.)
+  // libtorch frees and reallocates every activation each step. Two glibc defaults turn that into
+  // page faults that cost as much as the convolutions: tensors over the (dynamic) mmap threshold
+  // are mmapped and unmapped each time, and a thread's own arena releases whole 64 MB heaps as
+  // soon as they empty. So: one arena (the engine thread shares the main heap, as PyTorch's
+  // Python thread does), a 32 MB mmap threshold (glibc's maximum) and a high trim threshold.
+  // R2R_TORCH_MALLOPT=0 keeps glibc's defaults.
   const char* mo = std::getenv("R2R_TORCH_MALLOPT");
   if (!mo || std::string(mo) != "0") {
+    mallopt(M_ARENA_MAX, 1);
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
   }
