@@ -77,7 +77,7 @@ describe('experiment runner (tfjs, synthetic data)', () => {
     // --keep 0 removes epoch checkpoints of completed runs and does not change the teacher's cache key.
     const again = await runExperiments([findRun('NCT-NetMorph'), findRun('NCT-R2WiderR')], { ...opts, resume: true, keepCheckpoints: 0 });
     assert.deepEqual(again.outcomes.map((o) => o.status), ['completed', 'skipped']);
-    assert.deepEqual(readdirSync(join(suite, 'NCT-NetMorph')).sort(), ['final', 'metrics.jsonl', 'run.json']);
+    assert.deepEqual(readdirSync(join(suite, 'NCT-NetMorph')).sort(), ['after-transform-e0000-0', 'final', 'metrics.jsonl', 'run.json']);
     assert.ok(existsSync(join(suite, 'NCT-R2WiderR', 'checkpoints')));
     assert.equal(logs.filter((l) => /using the cached teacher/.test(l)).length, 1);
     assert.equal(logs.filter((l) => /training the teacher/.test(l)).length, 0);
