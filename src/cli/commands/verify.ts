@@ -31,6 +31,7 @@ export function register(program: Command): void {
     .addOption(new Option('--init-scale <s>', 'multiplier on freshly sampled parameters').argParser(parseNumber('--init-scale')).default(1))
     .addOption(new Option('--noise <std>', 'Gaussian noise on new parameters (breaks exactness slightly)').argParser(parseNumber('--noise')).default(0))
     .addOption(new Option('--netmorph-zero <side>', 'netmorph: which side is zero').choices(['producers', 'consumers'] as const).default('producers' as const))
+    .addOption(new Option('--tolerance <rel>', 'largest relative error an exact method may show').argParser(parseNumber('--tolerance')).default(EXACT_TOLERANCE))
     .addOption(new Option('--batch <n>', 'examples in the random batch').argParser(parseInteger('--batch')).default(32))
     .addOption(seedOption())
     .addOption(engineOption())
@@ -52,7 +53,7 @@ export function register(program: Command): void {
         spec = { transform: 'kernel', node: o.at, size: o.size };
       }
       const engine = await getEngine(o.engine);
-      const out = await verifyTransform(engine, graph, weights, spec, { batchSize: o.batch, rng: new Rng(o.seed + 1) });
+      const out = await verifyTransform(engine, graph, weights, spec, { batchSize: o.batch, rng: new Rng(o.seed + 1), tolerance: o.tolerance });
       if (o.save) {
         saveCheckpoint(join(o.save, 'teacher'), { graph, weights });
         saveCheckpoint(join(o.save, 'student'), { graph: out.student.graph, weights: out.student.weights });
@@ -66,7 +67,7 @@ export function register(program: Command): void {
         }, { layout: 'NHWC', note: 'training-mode logits use batch statistics of this batch' });
       }
       if (o.json) {
-        for (const r of out.results) printJson({ ...r, model: source, tolerance: EXACT_TOLERANCE });
+        for (const r of out.results) printJson({ ...r, model: source, tolerance: o.tolerance });
       } else {
         const r0 = out.results[0];
         console.log(`${source}: ${o.transform} ${r0.method} on ${engine.description}; params ${r0.paramsBefore.toLocaleString('en-US')} -> ${r0.paramsAfter.toLocaleString('en-US')}`);
@@ -77,7 +78,7 @@ export function register(program: Command): void {
       }
       const failed = out.results.filter((r) => !r.pass);
       if (failed.length) {
-        throw new R2RError('R2R_NOT_EXACT', `${o.transform} ${o.method} is exact by construction but ${failed.map((r) => `${r.mode} mode has relative error ${r.relDiff.toExponential(3)}`).join(' and ')} (> ${EXACT_TOLERANCE})`);
+        throw new R2RError('R2R_NOT_EXACT', `${o.transform} ${o.method} is exact by construction but ${failed.map((r) => `${r.mode} mode has relative error ${r.relDiff.toExponential(3)}`).join(' and ')} (> ${o.tolerance})`);
       }
     });
 }
