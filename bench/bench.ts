@@ -32,13 +32,16 @@ interface Args {
   repeat: number;
   json: boolean;
   pytorch: boolean;
+  /** GOMP_SPINCOUNT for the PyTorch reference (default: its own default), to compare at equal OpenMP waiting. */
+  pytorchSpin?: string;
   child?: { engine: string; net: string };
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(`bench: ${msg}`);
   console.error(`usage: npm run bench -- [--engines torch,tfjs] [--nets ${DEFAULT_NETS}]
-       [--steps 20] [--warmup 5] [--threads 2] [--batch 128] [--repeat 1] [--no-pytorch] [--json]`);
+       [--steps 20] [--warmup 5] [--threads 2] [--batch 128] [--repeat 1] [--no-pytorch] [--json]
+       [--pytorch-spincount N]   run PyTorch with GOMP_SPINCOUNT=N (the torch engine uses 2000)`);
   process.exit(2);
 }
 
@@ -59,6 +62,7 @@ function parseArgs(argv: string[]): Args {
       case '--repeat': a.repeat = int(); break;
       case '--json': a.json = true; break;
       case '--no-pytorch': a.pytorch = false; break;
+      case '--pytorch-spincount': a.pytorchSpin = v(); break;
       case '--child-engine': childEngine = v(); break;
       case '--child-net': childNet = v(); break;
       case '-h': case '--help': usage();
@@ -172,13 +176,14 @@ function runPytorch(py: string, script: string, net: string, a: Args): Measureme
   // Peak RSS from inside the process; the script itself prints the throughput line.
   const wrapper = 'import json, resource, runpy, sys; path = sys.argv[1]; sys.argv = sys.argv[1:]; runpy.run_path(path, run_name="__main__"); '
     + 'print(json.dumps({"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))';
-  const r = spawnSync(py, ['-c', wrapper, script, '--nets', net, '--threads', String(a.threads), '--batch', String(a.batch), '--steps', String(a.steps), '--warmup', String(a.warmup)], { encoding: 'utf8' });
+  const env = a.pytorchSpin !== undefined ? { ...process.env, GOMP_SPINCOUNT: a.pytorchSpin } : process.env;
+  const r = spawnSync(py, ['-c', wrapper, script, '--nets', net, '--threads', String(a.threads), '--batch', String(a.batch), '--steps', String(a.steps), '--warmup', String(a.warmup)], { encoding: 'utf8', env });
   if (r.status !== 0) return `pytorch_reference.py failed: ${r.stderr.trim().split('\n').pop()}`;
   const lines = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
   const m = lines.find((l) => 'train_images_per_s' in l), rss = lines.find((l) => 'peak_rss_kb' in l);
   if (!m) return 'pytorch_reference.py printed no result';
   return {
-    engine: 'pytorch', description: String(m.engine), net, params: m.params, threads: m.threads, batch: m.batch,
+    engine: 'pytorch', description: String(m.engine) + (a.pytorchSpin !== undefined ? ` (GOMP_SPINCOUNT=${a.pytorchSpin})` : ''), net, params: m.params, threads: m.threads, batch: m.batch,
     train_images_per_s: m.train_images_per_s, infer_images_per_s: m.infer_images_per_s, peak_rss_mb: round1((rss?.peak_rss_kb ?? 0) / 1024),
   };
 }
@@ -211,7 +216,7 @@ async function main(): Promise<void> {
     else if (!py) log('PyTorch reference: no python3 with torch (apt-get install -y python3-torch); ratios omitted');
   }
   log(`machine: ${os.cpus()[0]?.model ?? 'unknown cpu'}, ${os.availableParallelism()} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; `
-    + `threads ${a.threads}, batch ${a.batch}, ${a.warmup} warmup + ${a.steps} timed steps, repeat ${a.repeat}`);
+    + `${process.env.GOMP_SPINCOUNT ? `GOMP_SPINCOUNT=${process.env.GOMP_SPINCOUNT}, ` : ''}threads ${a.threads}, batch ${a.batch}, ${a.warmup} warmup + ${a.steps} timed steps, repeat ${a.repeat}`);
 
   interface Row { engine: string; description: string; net: string; runs: Measurement[]; ratios: { train: number; infer: number }[]; failed?: string }
   const rows = new Map<string, Row>();
