@@ -128,6 +128,17 @@ torch::Tensor Net::toInternal(const torch::Tensor& xNhwc) const {
 
 torch::Tensor Net::conv(const OpSpec& op, const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const {
   const std::array<int64_t, 2> stride{op.sh, op.sw};
+  if (opts_.channelsLast && op.kh == 1 && op.kw == 1 && (op.sh > 1 || op.sw > 1)) {
+    // oneDNN 2.6 (libtorch 1.13) computes the weight gradient of a strided 1x1 convolution in
+    // channels_last with a race when it runs on 2+ threads: results vary run to run by up to
+    // 60% (reproduced in PyTorch itself, e.g. x [64, 4, 8, 8] -> 8 channels, stride 2). These
+    // shortcut convs are cheap, so they run in NCHW and hand channels_last back.
+    const std::array<int64_t, 2> pad{op.pt, op.pl};
+    const torch::Tensor xin = op.pt == op.pb && op.pl == op.pr ? x : at::constant_pad_nd(x, {op.pl, op.pr, op.pt, op.pb}, 0);
+    const std::array<int64_t, 2> p2 = op.pt == op.pb && op.pl == op.pr ? pad : std::array<int64_t, 2>{0, 0};
+    return at::conv2d(xin.contiguous(), w.contiguous(), b, at::IntArrayRef(stride), at::IntArrayRef(p2))
+        .contiguous(at::MemoryFormat::ChannelsLast);
+  }
   if (op.pt == op.pb && op.pl == op.pr) {
     const std::array<int64_t, 2> pad{op.pt, op.pl};
     return at::conv2d(x, w, b, at::IntArrayRef(stride), at::IntArrayRef(pad));

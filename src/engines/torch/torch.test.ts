@@ -91,6 +91,16 @@ describe('torch engine', { skip }, () => {
     assert.equal((await getEngine('auto', { threads: 1 })).name, 'torch');
   });
 
+  it('training is deterministic on 2 threads: repeated gradients are bit-identical (strided 1x1 convs included)', async () => {
+    // Guards the NCHW fallback for strided 1x1 convs: oneDNN's channels_last weight gradient for
+    // them races on 2+ threads (s2b1_sc_conv here varied by ~1e-2 between calls).
+    const g = zooModel('resnet-cifar10', { width: 0.0625, inputShape: [16, 16, 3] });
+    const m = await build(g, initWeights(g, new Rng(7)));
+    const batch = randomBatch([16, 16, 3], 64, 10, new Rng(1));
+    const first = await m.gradients(batch);
+    for (let r = 0; r < 8; r++) assert.deepEqual((await m.gradients(batch)).grads, first.grads, `call ${r + 2}`);
+  });
+
   it('refuses cuda on a build without CUDA, and unknown devices', async () => {
     if (loadAddon().info().cuda) return;
     await assert.rejects(createTorchEngine({ device: 'cuda' }), (e) => e instanceof EngineUnavailableError && /LIBTORCH=/.test(e.message));
