@@ -41,7 +41,7 @@ function usage(msg?: string): never {
   if (msg) console.error(`bench: ${msg}`);
   console.error(`usage: npm run bench -- [--engines torch,tfjs] [--nets ${DEFAULT_NETS}]
        [--steps 20] [--warmup 5] [--threads 2] [--batch 128] [--repeat 1] [--no-pytorch] [--json]
-       [--pytorch-spincount N]   run PyTorch with GOMP_SPINCOUNT=N (the torch engine uses 2000)`);
+       [--pytorch-spincount N]   run PyTorch with GOMP_SPINCOUNT=N (the torch engine uses 30000)`);
   process.exit(2);
 }
 

@@ -92,7 +92,7 @@ class Net {
   torch::Tensor exportParam(const Param& p, const torch::Tensor& internal) const;
 
   /** NHWC/[N, F] batch from JS (CPU) to the internal layout on the device. */
-  torch::Tensor toInternal(const torch::Tensor& xNhwc) const;
+  torch::Tensor toInternal(const torch::Tensor& xNhwc, Mode mode) const;
   torch::Tensor forward(const torch::Tensor& x, Mode mode);
   /** Logits for a JS batch, CPU contiguous [N, K]. */
   torch::Tensor logits(const torch::Tensor& xNhwc, Mode mode);
