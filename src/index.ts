@@ -56,3 +56,18 @@ export {
   CheckpointError, TransformError, EngineUnavailableError, DataError, UsageError, EXIT_CODES,
 } from './errors.ts';
 export type { R2RErrorCode } from './errors.ts';
+
+// Data, training, experiments, reports
+export { loadDataset, readCifar10, locateCifar10, CIFAR10_CLASSES, syntheticSets } from './data/index.ts';
+export type { DataSpec, Dataset, Split } from './data/index.ts';
+export { fetchCifar10 } from './data/fetch.ts';
+export { train } from './train/trainer.ts';
+export type { TrainConfig, TrainOptions, TrainResult } from './train/trainer.ts';
+export { parseTransformSpec, parseLrDrop } from './train/schedule.ts';
+export { TRAIN_FLOPS_PER_FORWARD_MAC } from './train/metrics.ts';
+export type { EpochRecord, TransformRecord, MetricsRecord, RunInfo } from './train/metrics.ts';
+export { RUNS, SUITES, PRESETS, findRun, suiteRuns } from './experiments/catalog.ts';
+export { runExperiments } from './experiments/runner.ts';
+export type { ExperimentOptions, ExperimentResult } from './experiments/runner.ts';
+export { writeReport, renderReport } from './report/report.ts';
+export { writeFilters } from './report/filters.ts';
