@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { EpochRecord, MetricsRecord, RunInfo, TransformRecord } from '../train/metrics.ts';
 import { TRAIN_FLOPS_PER_FORWARD_MAC } from '../train/metrics.ts';
+import { formatTable } from '../report/table.ts';
 
 export interface RunSummary {
   name: string;
@@ -87,9 +88,7 @@ export function summaryMarkdown(s: SuiteSummary): string {
 /** The table as aligned plain text for a terminal. */
 export function summaryText(s: SuiteSummary): string {
   const { headers, rows } = summaryRows(s);
-  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd();
-  const out = [`suite ${s.suite}`, line(headers), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)];
+  const out = [`suite ${s.suite}`, formatTable(headers, rows)];
   for (const r of s.runs) if (r.error) out.push(`${r.name} failed: ${r.error}`);
   return out.join('\n') + '\n';
 }
