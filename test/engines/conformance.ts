@@ -16,11 +16,10 @@ import { zooModel } from '../../src/models/zoo.ts';
 import { compareLogits } from '../../src/reference/compare.ts';
 import { forwardReference, runReference } from '../../src/reference/execute.ts';
 import { Rng } from '../../src/rng.ts';
+import { randomBatch as randomInput } from '../../src/verify.ts';
 
 export function randomBatch(inputShape: number[], n: number, classes: number, rng: Rng): Batch {
-  const size = inputShape.reduce((a, b) => a * b, 1);
-  const x = new Float32Array(n * size);
-  for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+  const x = randomInput(inputShape, n, rng);
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) labels[i] = rng.int(classes);
   return { x, n, labels };

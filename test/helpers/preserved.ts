@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { analyzeGraph } from '../../src/ir/graph.ts';
-import { sizeOf } from '../../src/ir/shapes.ts';
 import type { Graph, Weights } from '../../src/ir/types.ts';
 import { compareLogits, type LogitsDiff } from '../../src/reference/compare.ts';
 import { forwardReference, runReference } from '../../src/reference/execute.ts';
 import { initWeights } from '../../src/ir/weights.ts';
 import { Rng } from '../../src/rng.ts';
+import { randomBatch } from '../../src/verify.ts';
 
 export interface Net { graph: Graph; weights: Weights }
 export type Mode = 'inference' | 'training';
@@ -17,8 +17,7 @@ export const MODES: readonly Mode[] = ['inference', 'training'];
 
 /** A standard-normal batch of n examples for the graph's input. */
 export function randomInput(graph: Graph, n: number, seed = 1234): Float32Array {
-  const rng = new Rng(seed);
-  return Float32Array.from({ length: n * sizeOf(analyzeGraph(graph).inputShape) }, () => rng.normal());
+  return randomBatch(analyzeGraph(graph).inputShape, n, new Rng(seed));
 }
 
 export interface DiffOptions { n?: number; seed?: number; x?: Float32Array }
