@@ -83,7 +83,7 @@ export function loadAddon(file = addonPath()): NativeAddon {
   // machine shared with other busy processes makes two threads several times slower than one
   // (measured: ResNetCifar-18(1/8) 90-640 img/s at the default, ~1,900 passive, on 2 busy cores).
   // A shorter spin keeps back-to-back ops on the fast path and stops burning a shared core:
-  // on an idle 2-core machine 30,000 trained 1.1-1.3x faster than 2,000 and as fast as the default.
+  // on an idle 2-core machine 30,000 trained 1.1-1.6x faster than 2,000 (one bench run per setting) and about as fast as the default.
   // OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the user win.
   if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) process.env.GOMP_SPINCOUNT = SPIN_COUNT;
   try {
