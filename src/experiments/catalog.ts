@@ -112,7 +112,7 @@ export function suiteRuns(suite: string): RunDef[] {
 }
 
 export interface Preset {
-  name: 'paper' | 'quick';
+  name: PresetName;
   description: string;
   trainLimit?: number;
   valLimit?: number;
@@ -123,8 +123,15 @@ export interface Preset {
   midRunEpochs?: number;
 }
 
-export const PRESETS: Record<'paper' | 'quick', Preset> = {
+export type PresetName = 'paper' | 'standard' | 'quick';
+export const PRESET_NAMES: readonly PresetName[] = ['quick', 'standard', 'paper'];
+
+export const PRESETS: Record<PresetName, Preset> = {
   paper: { name: 'paper', description: 'the table\'s epochs on all 50,000 training and 10,000 test images', batchSize: 128 },
+  standard: {
+    name: 'standard', description: 'all 50,000 training and 10,000 test images, 30 epochs per run; mid-run transforms and lr drops at the table\'s relative points (FTT at epoch 3, BI at 5, VIZ at 8 of 30), the table\'s learning rates and weight decays, batch 128',
+    batchSize: 128, plainEpochs: 30, midRunEpochs: 30,
+  },
   quick: {
     name: 'quick', description: 'the same structure in minutes: 5,000 training and 2,000 test images, 4 epochs per run (6 for runs with a mid-run transform, which happens at the same relative point, at least after epoch 1)',
     trainLimit: 5000, valLimit: 2000, batchSize: 128, plainEpochs: 4, midRunEpochs: 6,

@@ -18,13 +18,13 @@ import { zooModel } from '../models/zoo.ts';
 import { Rng } from '../rng.ts';
 import type { RunInfo } from '../train/metrics.ts';
 import { train, type RunStart, type TrainConfig, type TrainHooks } from '../train/trainer.ts';
-import { PRESETS, RUNS, scaleRun, teacherOf, type Preset, type RunDef, type SuiteName } from './catalog.ts';
+import { PRESETS, RUNS, scaleRun, teacherOf, type Preset, type PresetName, type RunDef, type SuiteName } from './catalog.ts';
 import { summarizeSuite, writeSuiteSummary, type SuiteSummary } from './summary.ts';
 
 export interface ExperimentOptions {
   /** Results root (default 'runs'). */
   out?: string;
-  preset?: 'paper' | 'quick';
+  preset?: PresetName;
   engine?: EngineName;
   engineOptions?: EngineOptions;
   /** Dataset and where to find it; the preset's slice sizes apply unless given here. */

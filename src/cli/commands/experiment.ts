@@ -2,7 +2,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import type { DatasetName } from '../../data/index.ts';
 import { UsageError } from '../../errors.ts';
-import { findRun, PRESETS, RUNS, scaleRun, SUITES, suiteRuns, type RunDef } from '../../experiments/catalog.ts';
+import { findRun, PRESET_NAMES, PRESETS, type PresetName, RUNS, scaleRun, SUITES, suiteRuns, type RunDef } from '../../experiments/catalog.ts';
 import { runExperiments } from '../../experiments/runner.ts';
 import { summaryText } from '../../experiments/summary.ts';
 import { cliHooks, dataDirOption, datasetOption, deviceOption, engineOptions, limitOption, tfjsBackendOption, threadsOption, valLimitOption } from './train.ts';
@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .argument('[names...]', 'experiment names (see --list)')
     .option('--list', 'list every experiment with its hyper-parameters')
     .addOption(new Option('--suite <suites>', `run whole suites, comma-separated: ${[...SUITES, 'all'].join(', ')}`).argParser((v) => v.split(',').map((x) => x.trim()).filter(Boolean)))
-    .addOption(new Option('--preset <p>', `paper: ${PRESETS.paper.description}; quick: ${PRESETS.quick.description}`).choices(['quick', 'paper'] as const).default('quick' as const))
+    .addOption(new Option('--preset <p>', `quick: ${PRESETS.quick.description}; standard: ${PRESETS.standard.description}; paper: ${PRESETS.paper.description}`).choices(PRESET_NAMES).default('quick' as PresetName))
     .addOption(dataDirOption()).addOption(datasetOption()).addOption(limitOption()).addOption(valLimitOption())
     .addOption(new Option('--out <dir>', 'results root').default('runs'))
     .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
