@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadDataset } from '../data/index.ts';
 import { findRun, PRESETS, RUNS, scaleRun, suiteRuns, type RunDef } from './catalog.ts';
-import { runExperiments } from './runner.ts';
+import { runExperiments, runExperimentSeeds } from './runner.ts';
+import { spread } from './seeds.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'r2r-exp-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -34,6 +35,16 @@ describe('experiment catalog', () => {
     assert.deepEqual(scaleRun(ftt, PRESETS.quick), { epochs: 6, transforms: ['widen@1:r2r:1.5'], lrDrops: ['/5@1'] });
     assert.deepEqual(scaleRun(findRun('NCT-R2DeeperR'), PRESETS.quick), { epochs: 4, transforms: ['deepen@0:r2r:2'], lrDrops: ['/5@0'] });
     assert.deepEqual(scaleRun(findRun('VIZ-R2R'), PRESETS.paper).transforms, ['widen@150:r2r:2:at=conv1']);
+  });
+
+  it('the standard preset: all images, 30 epochs, events at the table\'s relative points (FTT 3, BI 5, VIZ 8 of 30)', () => {
+    assert.equal(PRESETS.standard.trainLimit, undefined);
+    assert.equal(PRESETS.standard.valLimit, undefined);
+    assert.equal(PRESETS.standard.batchSize, 128);
+    assert.deepEqual(scaleRun(findRun('FTT-R2WiderR'), PRESETS.standard), { epochs: 30, transforms: ['widen@3:r2r:1.5'], lrDrops: ['/5@3'] });
+    assert.deepEqual(scaleRun(findRun('BI-He'), PRESETS.standard), { epochs: 30, transforms: ['widen@5:r2r:1.5:init=he'], lrDrops: ['/5@5'] });
+    assert.deepEqual(scaleRun(findRun('VIZ-NetMorph'), PRESETS.standard).transforms, ['widen@8:netmorph:2:at=conv1']);
+    assert.deepEqual(scaleRun(findRun('NCT-WidenTeacher'), PRESETS.standard), { epochs: 30, transforms: [], lrDrops: [] });
   });
 });
 
@@ -81,5 +92,45 @@ describe('experiment runner (tfjs, synthetic data)', () => {
     assert.ok(existsSync(join(suite, 'NCT-R2WiderR', 'checkpoints')));
     assert.equal(logs.filter((l) => /using the cached teacher/.test(l)).length, 1);
     assert.equal(logs.filter((l) => /training the teacher/.test(l)).length, 0);
+  });
+});
+
+describe('several seeds', () => {
+  it('spread: mean, sample standard deviation, min, max', () => {
+    assert.deepEqual(spread([0.5]), { n: 1, mean: 0.5, std: 0, min: 0.5, max: 0.5 });
+    const s = spread([0.4, 0.6])!;
+    assert.ok(Math.abs(s.mean - 0.5) < 1e-15 && Math.abs(s.std - Math.SQRT2 * 0.1) < 1e-12);
+    assert.equal(spread([]), null);
+  });
+
+  it('runs each seed into its own root and folds them into one table with mean and spread', async () => {
+    const out = join(tmp, 'seeds');
+    const dataset = loadDataset({ dataset: 'synthetic', trainLimit: 96, valLimit: 48, synthetic: { shape: [16, 16, 3], seed: 3 } });
+    const defs = [findRun('NCT-WidenTeacher'), findRun('NCT-R2WiderR'), findRun('NCT-Scratch-Widen')];
+    const res = await runExperimentSeeds(defs, [0, 1], { out, engine: 'tfjs', engineOptions: { backend: 'wasm' }, epochs: 1, dataset });
+    assert.deepEqual(res.outcomes.map((o) => `${o.seed}:${o.name}:${o.status}`), [
+      '0:NCT-WidenTeacher:completed', '0:NCT-R2WiderR:completed', '0:NCT-Scratch-Widen:completed',
+      '1:NCT-WidenTeacher:completed', '1:NCT-R2WiderR:completed', '1:NCT-Scratch-Widen:completed']);
+    for (const s of [0, 1]) assert.ok(existsSync(join(out, `seed-${s}`, 'nct-widen', 'NCT-R2WiderR', 'final', 'weights.safetensors')));
+    const sum = res.summaries[0];
+    assert.deepEqual(sum.seeds, [0, 1]);
+    const by = Object.fromEntries(sum.runs.map((r) => [r.name, r]));
+    // Different seeds give different teachers, and the table's numbers are their mean.
+    const t = res.perSeed.map((p) => p.summaries[0].runs.find((r) => r.name === 'NCT-WidenTeacher')!.finalValAcc!);
+    assert.equal(by['NCT-WidenTeacher'].finalValAcc!.n, 2);
+    assert.ok(Math.abs(by['NCT-WidenTeacher'].finalValAcc!.mean - (t[0] + t[1]) / 2) < 1e-12);
+    // Per seed, the R2R student starts at its own teacher's accuracy, so the means agree too.
+    assert.ok(Math.abs(by['NCT-R2WiderR'].transforms[0].after!.mean - by['NCT-WidenTeacher'].finalValAcc!.mean) < 1e-12);
+    // The scratch run reaches its own final accuracy by definition; the column is filled for every run.
+    assert.equal(by['NCT-Scratch-Widen'].reachFlops!.n + by['NCT-Scratch-Widen'].notReached.length, 2);
+    assert.equal(by['NCT-Scratch-Widen'].notReached.length, 0);
+    const seed0 = res.perSeed[0].summaries[0];
+    assert.equal(seed0.reachTarget!.run, 'NCT-Scratch-Widen');
+    for (const r of seed0.runs) assert.notEqual(r.reach, undefined, r.name);
+    const md = readFileSync(join(out, 'summary-nct-widen.md'), 'utf8');
+    assert.match(md, /# Suite nct-widen, seeds 0, 1/);
+    assert.match(md, /\| NCT-R2WiderR \| 0,1 \|/);
+    assert.ok(existsSync(join(out, 'summary-nct-widen.json')));
+    await assert.rejects(runExperimentSeeds(defs, [1, 1], { out, dataset }), /distinct/);
   });
 });

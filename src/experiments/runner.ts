@@ -11,6 +11,7 @@ import { loadDataset, type DataSpec } from '../data/index.ts';
 import type { Dataset } from '../data/dataset.ts';
 import type { Engine } from '../engines/engine.ts';
 import { getEngine, type EngineName, type EngineOptions } from '../engines/registry.ts';
+import { UsageError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { isCheckpoint, loadCheckpoint } from '../io/checkpoint.ts';
 import { initWeights } from '../ir/weights.ts';
@@ -19,6 +20,7 @@ import { Rng } from '../rng.ts';
 import type { RunInfo } from '../train/metrics.ts';
 import { train, type RunStart, type TrainConfig, type TrainHooks } from '../train/trainer.ts';
 import { PRESETS, RUNS, scaleRun, teacherOf, type Preset, type PresetName, type RunDef, type SuiteName } from './catalog.ts';
+import { seedDir, summarizeSeeds, writeSeededSummary, type SeededSuite } from './seeds.ts';
 import { summarizeSuite, writeSuiteSummary, type SuiteSummary } from './summary.ts';
 
 export interface ExperimentOptions {
@@ -44,9 +46,37 @@ export interface ExperimentOptions {
   dataset?: Dataset;
 }
 
-export interface RunOutcome { name: string; suite: SuiteName; status: 'completed' | 'failed' | 'skipped'; dir: string; error?: string; wallSeconds: number }
+export interface RunOutcome { name: string; suite: SuiteName; seed?: number; status: 'completed' | 'failed' | 'skipped'; dir: string; error?: string; wallSeconds: number }
 
 export interface ExperimentResult { outcomes: RunOutcome[]; summaries: SuiteSummary[] }
+
+export interface SeededResult { outcomes: RunOutcome[]; perSeed: { seed: number; summaries: SuiteSummary[] }[]; summaries: SeededSuite[] }
+
+/**
+ * The same experiments for several seeds: seed s goes to its own results root `<out>/seed-<s>/`
+ * (so its reports and teacher cache stand alone), then each suite's runs are folded into
+ * `<out>/summary-<suite>.{json,md}` with the mean and spread per run name. The data is loaded once.
+ */
+export async function runExperimentSeeds(defs: RunDef[], seeds: number[], opts: ExperimentOptions = {}): Promise<SeededResult> {
+  if (!seeds.length || new Set(seeds).size !== seeds.length) throw new UsageError(`seeds must be distinct and at least one, got [${seeds.join(', ')}]`);
+  const out = resolve(opts.out ?? 'runs');
+  const basePreset = PRESETS[opts.preset ?? 'quick'];
+  const dataset = opts.dataset ?? loadDataset({ dataset: opts.data?.dataset ?? 'cifar10', dir: opts.data?.dir, trainLimit: opts.data?.trainLimit ?? basePreset.trainLimit, valLimit: opts.data?.valLimit ?? basePreset.valLimit, synthetic: opts.data?.synthetic });
+  const outcomes: RunOutcome[] = [];
+  const perSeed: SeededResult['perSeed'] = [];
+  for (const seed of seeds) {
+    opts.hooks?.log?.(`seed ${seed} (${seeds.indexOf(seed) + 1} of ${seeds.length}): results in ${seedDir(out, seed)}`);
+    const r = await runExperiments(defs, { ...opts, out: seedDir(out, seed), seed, dataset });
+    outcomes.push(...r.outcomes.map((o) => ({ ...o, seed })));
+    perSeed.push({ seed, summaries: r.summaries });
+  }
+  const summaries = [...new Set(defs.map((d) => d.suite))].map((s) => {
+    const sum = summarizeSeeds(out, s, seeds);
+    writeSeededSummary(out, sum);
+    return sum;
+  });
+  return { outcomes, perSeed, summaries };
+}
 
 export async function runExperiments(defs: RunDef[], opts: ExperimentOptions = {}): Promise<ExperimentResult> {
   const out = resolve(opts.out ?? 'runs');

@@ -3,7 +3,8 @@ import { Command, Option } from '@commander-js/extra-typings';
 import type { DatasetName } from '../../data/index.ts';
 import { UsageError } from '../../errors.ts';
 import { findRun, PRESET_NAMES, PRESETS, type PresetName, RUNS, scaleRun, SUITES, suiteRuns, type RunDef } from '../../experiments/catalog.ts';
-import { runExperiments } from '../../experiments/runner.ts';
+import { runExperiments, runExperimentSeeds, type RunOutcome } from '../../experiments/runner.ts';
+import { seededText } from '../../experiments/seeds.ts';
 import { summaryText } from '../../experiments/summary.ts';
 import { cliHooks, dataDirOption, datasetOption, deviceOption, engineOptions, limitOption, tfjsBackendOption, threadsOption, valLimitOption } from './train.ts';
 import { engineOption, formatTable, parseInteger, printJson } from './common.ts';
@@ -19,6 +20,7 @@ export function register(program: Command): void {
     .addOption(dataDirOption()).addOption(datasetOption()).addOption(limitOption()).addOption(valLimitOption())
     .addOption(new Option('--out <dir>', 'results root').default('runs'))
     .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
+    .addOption(new Option('--seeds <n|list>', 'run every experiment for several seeds: a count N (seeds SEED..SEED+N-1) or a comma-separated list; each seed goes to OUT/seed-<s>/ and OUT/summary-<suite>.md gives the mean and spread per run').argParser(parseSeeds))
     .addOption(new Option('--epochs <n>', 'override the preset\'s epochs for every run (transforms and drops rescaled)').argParser(parseInteger('--epochs')))
     .option('--resume', 'skip completed runs and continue interrupted ones from their checkpoints')
     .option('--reset-optimizer', 'fresh optimizer state at every transform (default: carried over and mapped)')
@@ -40,19 +42,44 @@ export function register(program: Command): void {
       if (!names.length && !o.suite) throw new UsageError(`name experiments (see \`r2r experiment --list\`) or give --suite ${[...SUITES, 'all'].join('|')} (several: comma-separated)`);
       const defs: RunDef[] = [];
       for (const d of [...(o.suite ?? []).flatMap(suiteRuns), ...names.map(findRun)]) if (!defs.includes(d)) defs.push(d);
-      const res = await runExperiments(defs, {
+      const opts = {
         out: o.out, preset: o.preset, engine: o.engine, engineOptions: engineOptions(o), seed: o.seed, resume: o.resume, resetOptimizer: o.resetOptimizer,
         epochs: o.epochs, keepCheckpoints: o.keep, retrainTeachers: o.retrainTeachers, hooks: cliHooks(o.quiet),
         data: { dataset: (o.dataset ?? 'cifar10') as DatasetName, dir: o.data, trainLimit: o.limit, valLimit: o.valLimit },
-      });
-      if (o.json) printJson(res);
-      else for (const s of res.summaries) console.log(summaryText(s) + `(also in ${o.out}/${s.suite}/summary.md)\n`);
+      };
+      let res: { outcomes: RunOutcome[] };
+      if (o.seeds) {
+        const seeds = typeof o.seeds === 'number' ? Array.from({ length: o.seeds }, (_, i) => o.seed + i) : o.seeds;
+        const r = await runExperimentSeeds(defs, seeds, opts);
+        res = r;
+        if (o.json) printJson(r);
+        else for (const s of r.summaries) console.log(seededText(s) + `(also in ${o.out}/summary-${s.suite}.md)\n`);
+      } else {
+        const r = await runExperiments(defs, opts);
+        res = r;
+        if (o.json) printJson(r);
+        else for (const s of r.summaries) console.log(summaryText(s) + `(also in ${o.out}/${s.suite}/summary.md)\n`);
+      }
       const failed = res.outcomes.filter((x) => x.status === 'failed');
       if (failed.length) {
         process.stderr.write(`r2r: ${failed.length} of ${res.outcomes.length} runs failed: ${failed.map((f) => f.name).join(', ')} (see their run.json)\n`);
         process.exitCode = 1;
       }
     });
+}
+
+/** `--seeds 3` (a count) or `--seeds 0,4,7` (a list of distinct non-negative integers). */
+function parseSeeds(v: string): number | number[] {
+  const parts = v.split(',').map((x) => x.trim());
+  const bad = parts.find((x) => !/^\d+$/.test(x));
+  if (bad !== undefined) throw new UsageError(`--seeds: '${v}' is neither a count nor a comma-separated list of non-negative integers ('${bad}')`);
+  const nums = parts.map(Number);
+  if (parts.length === 1) {
+    if (nums[0]! < 1) throw new UsageError(`--seeds: a count must be at least 1, got ${v}`);
+    return nums[0]!;
+  }
+  if (new Set(nums).size !== nums.length) throw new UsageError(`--seeds: '${v}' repeats a seed`);
+  return nums;
 }
 
 function startText(r: RunDef): string {
