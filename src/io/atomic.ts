@@ -3,11 +3,37 @@
  * a failed run never leaves a half-written file or checkpoint behind.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
-function tmpSibling(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+/** `.<name>.tmp-<pid>-<hex>[<suffix>]`: every temporary this project writes, so a later run can tell whose it is. */
+export function tmpSibling(path: string, suffix = ''): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}${suffix}`);
+}
+
+const TMP_NAME = /^\..*\.tmp-(\d+)-[0-9a-f]+(\..*)?$/;
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/**
+ * Removes temporaries in `dir` left by a process that no longer runs (killed during a write:
+ * `kill -9`, power loss). Those of live processes are left alone: they may be mid-write.
+ * Returns the names removed.
+ */
+export function removeStaleTemps(dir: string): string[] {
+  let names: string[];
+  try { names = readdirSync(dir); } catch { return []; }
+  const removed: string[] = [];
+  for (const n of names) {
+    const m = TMP_NAME.exec(n);
+    if (!m || alive(Number(m[1]))) continue;
+    rmSync(join(dir, n), { recursive: true, force: true });
+    removed.push(n);
+  }
+  return removed;
 }
 
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
@@ -34,6 +60,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
  */
 export function writeDirAtomic(path: string, fill: (tmpDir: string) => void): void {
   mkdirSync(dirname(path), { recursive: true });
+  removeStaleTemps(dirname(path));
   const tmp = tmpSibling(path);
   const old = `${tmp}.old`;
   mkdirSync(tmp, { recursive: true });

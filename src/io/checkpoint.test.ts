@@ -166,3 +166,16 @@ test('checkpoint: NaN, Inf and negative moving variance are caught on load, nami
   const dir = corrupt((d) => writeFileSync(join(d, 'optimizer.safetensors'), rawSafetensors([['m/conv1/kernel', bad, k.shape]], { kind: 'adam', step: '1' })));
   assert.throws(() => loadCheckpoint(dir), is(/optimizer tensor 'm\/conv1\/kernel' holds Infinity at index 7/));
 });
+
+test('checkpoint: temporaries of a killed write are removed by the next write beside them; a live process\'s are kept', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const root = tmp();
+  const { mkdirSync, existsSync } = await import('node:fs');
+  const stale = join(root, `.epoch-0003.tmp-${dead}-0badc0de`), staleOld = `${stale}.old`, live = join(root, `.epoch-0004.tmp-${process.ppid}-0123abcd`);
+  for (const d of [stale, staleOld, live]) mkdirSync(d);
+  writeFileSync(join(root, `.metrics.jsonl.tmp-${dead}-00ff00ff`), 'x');
+  saveCheckpoint(join(root, 'epoch-0003'), { graph, weights });
+  assert.deepEqual(readdirSync(root).sort(), [`.epoch-0004.tmp-${process.ppid}-0123abcd`, 'epoch-0003']);
+  assert.ok(existsSync(live));
+});

@@ -8,7 +8,7 @@ import { loadCheckpoint } from '../../io/checkpoint.ts';
 import { initWeights } from '../../ir/weights.ts';
 import { ZOO, zooModel } from '../../models/zoo.ts';
 import { Rng } from '../../rng.ts';
-import { train, type TrainHooks } from '../../train/trainer.ts';
+import { train, validateRunName, type TrainHooks } from '../../train/trainer.ts';
 import { createProgress } from '../progress.ts';
 import { engineOption, parseInteger, parseNumber, printJson } from './common.ts';
 
@@ -57,8 +57,9 @@ export function register(program: Command): void {
     .option('--augment', 'random crop (padding 4) and horizontal flip (the paper uses none)')
     .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
     .addOption(new Option('--out <dir>', 'run directory (default runs/train/<name>)'))
-    .addOption(new Option('--name <name>', 'run name').default('run'))
+    .addOption(new Option('--name <name>', 'run name: letters, digits, . _ + - (one directory under runs/train/)').default('run'))
     .option('--resume', 'continue from the newest checkpoint in the run directory')
+    .option('--overwrite', 'replace a run already in the run directory (default: refuse, so no run is lost)')
     .addOption(new Option('--stop-after <n>', 'stop after N epochs as if killed (resume later with --resume)').argParser(parseInteger('--stop-after')))
     .addOption(new Option('--keep <n>', 'checkpoints to keep').argParser(parseInteger('--keep')).default(2))
     .addOption(engineOption()).addOption(tfjsBackendOption()).addOption(deviceOption()).addOption(threadsOption())
@@ -66,6 +67,7 @@ export function register(program: Command): void {
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       if (!!o.model === !!o.checkpoint) throw new UsageError('give exactly one of --model NAME or --checkpoint DIR');
+      validateRunName(o.name, '--name');
       const data = loadDataset({ dataset: (o.dataset ?? 'cifar10') as DatasetName, dir: o.data, trainLimit: o.limit, valLimit: o.valLimit });
       let start;
       if (o.checkpoint) {
@@ -78,7 +80,7 @@ export function register(program: Command): void {
       const engine = await getEngine(o.engine, engineOptions(o));
       const dir = o.out ?? join('runs', 'train', o.name);
       const r = await train({
-        dir, name: o.name, data, engine, start, resume: o.resume, stopAfterEpoch: o.stopAfter, hooks: cliHooks(o.quiet),
+        dir, name: o.name, data, engine, start, resume: o.resume, overwrite: o.overwrite, stopAfterEpoch: o.stopAfter, hooks: cliHooks(o.quiet),
         describe: { model: o.model ?? null, width: o.width ?? null, checkpoint: o.checkpoint ?? null },
         config: {
           epochs: o.epochs, batchSize: o.batchSize, optimizer: o.optimizer, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay,
