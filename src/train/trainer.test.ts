@@ -143,6 +143,7 @@ describe('trainer: nothing lost, bad requests refused before the first step', ()
     const dir = join(tmp, 'never');
     await assert.rejects(run({ epochs: 6, transforms: ['widen@5:r2r:1.01'] }, { dir }), code('R2R_TRANSFORM', /^transform 'widen@5:r2r:1\.01' \(checked before training\): widen: factor 1\.01 adds no channel/));
     await assert.rejects(run({ epochs: 3, transforms: ['deepen@1:r2r', 'widen@2:r2r:1.5:at=nope'] }, { dir }), code('R2R_TRANSFORM', /^transform 'widen@2:r2r:1\.5:at=nope' .*no node named 'nope'/));
+    await assert.rejects(run({ epochs: 3, transforms: ['widen@2:r2r:1000000'] }, { dir }), code('R2R_TOO_LARGE', /^transform 'widen@2:r2r:1000000' .*the student needs about .* more than the limit/));
     await assert.rejects(run({ epochs: 3, lrDrops: ['/5@99'] }, { dir }), code('R2R_USAGE', /learning-rate drop '\/5@99' is at epoch 99, but the run has only 3 epochs/));
     await assert.rejects(run({ keepCheckpoints: -1 }, { dir }), code('R2R_USAGE', /--keep.* got -1/));
     await assert.rejects(run({ seed: 0.5 }, { dir }), code('R2R_USAGE', /seed must be an integer, got 0\.5/));

@@ -28,6 +28,8 @@ import { architectureId, countMacs, countParams } from '../ir/graph.ts';
 import type { Graph, Weights } from '../ir/types.ts';
 import { Rng } from '../rng.ts';
 import { applyTransform, mapOptimizerState } from '../transforms/index.ts';
+import { estimateStudent } from '../transforms/estimate.ts';
+import { assertFits, type MemoryLimit } from '../ir/budget.ts';
 import { parseMetrics, TRAIN_FLOPS_PER_FORWARD_MAC, type EpochRecord, type MetricsRecord, type RunInfo, type TransformRecord } from './metrics.ts';
 import { lrAt, parseLrDrop, parseTransformSpec, type LrDrop, type ScheduledTransform } from './schedule.ts';
 
@@ -93,6 +95,8 @@ export interface TrainOptions {
   /** Extra fields for run.json's config (model, data, teacher, ...). */
   describe?: Record<string, unknown>;
   hooks?: TrainHooks;
+  /** Size guard for scheduled transforms (default: R2R_MEMORY_LIMIT, else half the machine's memory). */
+  memoryLimit?: MemoryLimit;
 }
 
 export interface TrainResult {
@@ -217,7 +221,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     ({ records, lines: metricsLines } = parseMetrics(text, metricsPath, s.metricsLines));
   }
   // Transforms still to come are dry-run now, so a bad spec fails before the first step, not at its epoch.
-  checkSchedule(graph, weights, schedule, config.seed, st.epoch);
+  checkSchedule(graph, weights, schedule, config.seed, st.epoch, { batch: config.batchSize, memoryLimit: opts.memoryLimit });
 
   mkdirSync(dir, { recursive: true });
   removeStaleTemps(dir);
@@ -367,12 +371,16 @@ function readRunInfo(dir: string): RunInfo | undefined {
  * this is the real check at the cost of one transform each; weights are the starting ones
  * (transforms check structure and shapes, not values).
  */
-export function checkSchedule(graph: Graph, weights: Weights, schedule: ScheduledTransform[], seed: number, fromEpoch = 0): void {
+export function checkSchedule(graph: Graph, weights: Weights, schedule: ScheduledTransform[], seed: number, fromEpoch = 0, size: { batch?: number; memoryLimit?: MemoryLimit } = {}): void {
   const order = schedule.map((t, i) => ({ t, i })).filter(({ t }) => t.epoch >= fromEpoch).sort((a, b) => a.t.epoch - b.t.epoch || a.i - b.i);
   let g = graph, w = weights;
   for (const { t, i } of order) {
     try {
-      const res = applyTransform(g, w, { ...t.transform, seed: t.transform.seed ?? seed + i });
+      const spec = { ...t.transform, seed: t.transform.seed ?? seed + i };
+      // The student must fit before it is built (a widen by 1e6 would otherwise fill the memory).
+      const est = estimateStudent(g, w, spec, size.batch ?? 1);
+      if (est) assertFits('the student', [est], size.memoryLimit);
+      const res = applyTransform(g, w, spec);
       g = res.graph; w = res.weights;
     } catch (e) {
       if (e instanceof R2RError) e.message = `transform '${t.spec}' (checked before training): ${e.message}`;

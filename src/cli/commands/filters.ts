@@ -11,10 +11,10 @@ export function register(program: Command): void {
     .addOption(new Option('--compare <checkpoint>', 'a second checkpoint drawn as a second panel (below a blue bar)'))
     .addOption(new Option('--out <file>', 'PNG file to write').default('filters.png'))
     .addOption(new Option('--layer <node>', 'conv2d node to draw (default: the first conv)'))
-    .addOption(new Option('--old <n>', 'filters with index >= n are new (default: the smaller filter count when the panels differ, else none)').argParser(parseInteger('--old')))
+    .addOption(new Option('--old <n>', 'filters with index >= n are new (default: the smaller filter count when the panels differ, else none)').argParser(parseInteger('--old', 0)))
     .addOption(new Option('--teacher <checkpoint>', 'take the old filter count from this checkpoint\'s layer (the teacher before the widen)'))
-    .addOption(new Option('--scale <px>', 'pixels per kernel tap (default: a 7x7 filter becomes 56 px)').argParser(parseInteger('--scale')))
-    .addOption(new Option('--columns <n>', 'filters per row (default: up to 16)').argParser(parseInteger('--columns')))
+    .addOption(new Option('--scale <px>', 'pixels per kernel tap (default: a 7x7 filter becomes 56 px)').argParser(parseInteger('--scale', 1)))
+    .addOption(new Option('--columns <n>', 'filters per row (default: up to 16)').argParser(parseInteger('--columns', 1)))
     .option('--json', 'print the layout as JSON')
     .action(async (checkpoint, o) => {
       if (o.old !== undefined && o.teacher) throw new UsageError('give --old N or --teacher CHECKPOINT, not both');

@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .argument('<dir>', 'a run directory (holds metrics.jsonl) or a suite directory holding run directories')
     .addOption(new Option('--out <file>', 'HTML file to write (default: DIR/report.html); the SVGs go in the same directory'))
     .option('--png', 'also write a PNG of every chart beside its SVG (needs headless Chromium)')
-    .addOption(new Option('--png-scale <s>', 'pixel density of the PNGs').argParser(parseNumber('--png-scale')).default(2))
+    .addOption(new Option('--png-scale <s>', 'pixel density of the PNGs').argParser(parseNumber('--png-scale', { above: 0 })).default(2))
     .option('--json', 'print the summary (the table\'s numbers and the files written) as JSON')
     .action(async (dir, o) => {
       const { writeReport } = await import('../../report/report.ts');
