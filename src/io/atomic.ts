@@ -3,7 +3,8 @@
  * a failed run never leaves a half-written file or checkpoint behind.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync, existsSync } from 'node:fs';
+import { FileError } from '../errors.ts';
 import { basename, dirname, join } from 'node:path';
 
 /** `.<name>.tmp-<pid>-<hex>[<suffix>]`: every temporary this project writes, so a later run can tell whose it is. */
@@ -36,8 +37,33 @@ export function removeStaleTemps(dir: string): string[] {
   return removed;
 }
 
+/**
+ * Refuses an output file path that cannot be written as a file: a directory, or a path below a
+ * file. `what` names the option or role in the message (e.g. '--out').
+ */
+export function checkOutputFile(path: string, what: string, example = 'out'): void {
+  for (let d = path; ; d = dirname(d)) {
+    if (existsSync(d)) {
+      const isDir = statSync(d).isDirectory();
+      if (d === path && isDir) throw new FileError(`${what} ${path} is a directory; give a file name, e.g. ${join(path, example)}`);
+      if (d !== path && !isDir) throw new FileError(`${what} ${path}: ${d} is a file, not a directory`);
+      return;
+    }
+    if (dirname(d) === d) return;
+  }
+}
+
+/** An fs error as a FileError naming the path (no stack trace reaches the user). */
+function fileError(e: unknown, path: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err?.code !== 'string' || typeof err.syscall !== 'string') return e;
+  const why: Record<string, string> = { EISDIR: 'it is a directory', ENOTDIR: 'a parent of it is a file', EACCES: 'permission denied', EPERM: 'not permitted', ENOSPC: 'no space left on the device', EROFS: 'read-only file system' };
+  return new FileError(`cannot write ${path}: ${why[err.code] ?? err.code}`, { cause: e });
+}
+
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
+  checkOutputFile(path, 'output');
+  try { mkdirSync(dirname(path), { recursive: true }); } catch (e) { throw fileError(e, path); }
   const tmp = tmpSibling(path);
   try {
     const fd = openSync(tmp, 'w');
@@ -50,7 +76,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw fileError(e, path);
   }
 }
 

@@ -1,6 +1,7 @@
 /** `r2r filters`: a conv layer's filters as a PNG grid (the paper's figure 4). */
 import { Command, Option } from '@commander-js/extra-typings';
 import { UsageError } from '../../errors.ts';
+import { checkOutputFile } from '../../io/atomic.ts';
 import { parseInteger, printJson } from './common.ts';
 
 export function register(program: Command): void {
@@ -19,6 +20,7 @@ export function register(program: Command): void {
     .action(async (checkpoint, o) => {
       if (o.old !== undefined && o.teacher) throw new UsageError('give --old N or --teacher CHECKPOINT, not both');
       if (o.columns !== undefined && o.columns < 1) throw new UsageError(`--columns must be at least 1, got ${o.columns}`);
+      checkOutputFile(o.out, '--out', 'filters.png');
       const { writeFilters } = await import('../../report/filters.ts');
       const ckpts = o.compare ? [checkpoint, o.compare] : [checkpoint];
       const grid = writeFilters(ckpts, o.out, { layer: o.layer, old: o.old, teacher: o.teacher, scale: o.scale, columns: o.columns });

@@ -1,6 +1,7 @@
 /** `r2r report`: a self-contained HTML report (plus one SVG per chart) of a run or a suite. */
 import { Command, Option } from '@commander-js/extra-typings';
 import { dirname, relative } from 'node:path';
+import { checkOutputFile } from '../../io/atomic.ts';
 import { formatTable, parseNumber, printJson } from './common.ts';
 
 export function register(program: Command): void {
@@ -13,6 +14,7 @@ export function register(program: Command): void {
     .addOption(new Option('--png-scale <s>', 'pixel density of the PNGs').argParser(parseNumber('--png-scale', { above: 0 })).default(2))
     .option('--json', 'print the summary (the table\'s numbers and the files written) as JSON')
     .action(async (dir, o) => {
+      if (o.out) checkOutputFile(o.out, '--out', 'report.html');
       const { writeReport } = await import('../../report/report.ts');
       const written = await writeReport(dir, { out: o.out });
       const pngs: string[] = [];
