@@ -16,7 +16,7 @@ const METHODS = { widen: ['r2r', 'net2net', 'netmorph', 'random'], deepen: ['r2r
 export function register(program: Command): void {
   program
     .command('verify')
-    .description('Apply a transform to a network and compare teacher and student logits on one random batch, in inference and training mode. Exits non-zero when a method that is exact by construction exceeds 1e-5 relative error.')
+    .description('Apply a transform to a network and compare teacher and student logits on one random batch, in inference and training mode. Exits non-zero when a method that is exact by construction exceeds 1e-5 relative error. Teacher and student must fit in memory together (estimated from the graphs before anything is allocated; limit: R2R_MEMORY_LIMIT, e.g. 8G, default half of this machine\'s memory).')
     .addOption(modelOption())
     .addOption(widthOption())
     .addOption(checkpointOption())
