@@ -5,13 +5,13 @@
  * fetch removes the directories it created; temporaries of a killed one are removed by the next.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { x as extractTar } from 'tar';
-import { DataError, FileError, UsageError } from '../errors.ts';
-import { removeStaleTemps, tmpSibling, writeDirAtomic } from '../io/atomic.ts';
+import { DataError, UsageError } from '../errors.ts';
+import { checkOutputDir, removeStaleTemps, tmpSibling, writeDirAtomic } from '../io/atomic.ts';
 import { CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, DEFAULT_DATA_DIR, findBatchFile, readCifar10File } from './cifar10.ts';
 
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
@@ -41,7 +41,7 @@ export async function fetchCifar10(opts: FetchOptions = {}): Promise<FetchResult
   if (expectMd5 !== undefined && !/^[0-9a-f]{32}$/i.test(expectMd5)) throw new UsageError(`--md5: expected 32 hex digits, got '${expectMd5}'`);
   const timeout = opts.timeout ?? DEFAULT_FETCH_TIMEOUT_S;
   if (!(timeout > 0)) throw new UsageError(`--timeout: expected seconds > 0, got ${timeout}`);
-  checkPlace(dir);
+  checkOutputDir(dir, '--dir');
   if (!opts.force && findBatchFile(dir, CIFAR10_TEST_FILE) && CIFAR10_TRAIN_FILES.every((f) => findBatchFile(dir, f))) {
     return { dir, files: readdirSync(dir), bytes: 0, md5: '', records: {}, skipped: true };
   }
@@ -114,17 +114,6 @@ export async function fetchCifar10(opts: FetchOptions = {}): Promise<FetchResult
   } finally {
     clearTimeout(timer);
     rmSync(archive, { force: true });
-  }
-}
-
-/** Refuses a target below a file (`--dir some-file/cifar10`) or that is a file, naming --dir. */
-function checkPlace(dir: string): void {
-  for (let d = dir; ; d = dirname(d)) {
-    if (existsSync(d)) {
-      if (!statSync(d).isDirectory()) throw new FileError(`--dir ${dir}: ${d === dir ? 'is a file' : `${d} is a file`}, not a directory; choose another --dir`);
-      return;
-    }
-    if (dirname(d) === d) return;
   }
 }
 

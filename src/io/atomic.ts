@@ -12,7 +12,8 @@ export function tmpSibling(path: string, suffix = ''): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}${suffix}`);
 }
 
-const TMP_NAME = /^\..*\.tmp-(\d+)-[0-9a-f]+(\..*)?$/;
+/** Exactly the names tmpSibling makes (and writeDirAtomic's `.old`), so no one else's file matches. */
+const TMP_NAME = /^\..+\.tmp-(\d+)-[0-9a-f]{8}(\.old|\.staging|\.tar\.gz)?$/;
 
 function alive(pid: number): boolean {
   if (pid === process.pid) return true;
@@ -47,6 +48,20 @@ export function checkOutputFile(path: string, what: string, example = 'out'): vo
       const isDir = statSync(d).isDirectory();
       if (d === path && isDir) throw new FileError(`${what} ${path} is a directory; give a file name, e.g. ${join(path, example)}`);
       if (d !== path && !isDir) throw new FileError(`${what} ${path}: ${d} is a file, not a directory`);
+      return;
+    }
+    if (dirname(d) === d) return;
+  }
+}
+
+/**
+ * Refuses a directory path that cannot be one: a file, or a path below a file. `what` names
+ * the option or role in the message (e.g. '--dir').
+ */
+export function checkOutputDir(path: string, what: string): void {
+  for (let d = path; ; d = dirname(d)) {
+    if (existsSync(d)) {
+      if (!statSync(d).isDirectory()) throw new FileError(`${what} ${path}: ${d === path ? 'is a file' : `${d} is a file`}, not a directory`);
       return;
     }
     if (dirname(d) === d) return;

@@ -133,7 +133,7 @@ describe('trainer: nothing lost, bad requests refused before the first step', ()
   it('a file given as the run directory, or a metrics.jsonl that is a directory, is an R2R_IO error', async () => {
     const f = join(tmp, 'a-file');
     writeFileSync(f, 'x');
-    await assert.rejects(run({ epochs: 1 }, { dir: f, model: 'mlp' }), code('R2R_IO', /a-file is a file, not a directory/));
+    await assert.rejects(run({ epochs: 1 }, { dir: f, model: 'mlp' }), code('R2R_IO', /run directory \(--out\) .*a-file: is a file, not a directory/));
     const d = join(tmp, 'metrics-dir');
     mkdirSync(join(d, 'metrics.jsonl'), { recursive: true });
     await assert.rejects(run({ epochs: 1 }, { dir: d, model: 'mlp', resume: true }), code('R2R_IO', /metrics\.jsonl is not a file/));

@@ -22,14 +22,14 @@ import { CheckpointError, FileError, R2RError, RunExistsError, UsageError } from
 import type { Dataset, Split } from '../data/dataset.ts';
 import { augmentBatch, gatherBatch, shuffledOrder } from '../data/dataset.ts';
 import type { DatasetHandle, Engine, EngineModel, OptimizerConfig, OptimizerState } from '../engines/engine.ts';
-import { removeStaleTemps, writeFileAtomic } from '../io/atomic.ts';
+import { checkOutputDir, removeStaleTemps, writeFileAtomic } from '../io/atomic.ts';
 import { isCheckpoint, loadCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
 import { architectureId, countMacs, countParams } from '../ir/graph.ts';
 import type { Graph, Weights } from '../ir/types.ts';
 import { Rng } from '../rng.ts';
 import { applyTransform, mapOptimizerState } from '../transforms/index.ts';
 import { estimateStudent } from '../transforms/estimate.ts';
-import { assertFits, type MemoryLimit } from '../ir/budget.ts';
+import { assertFits, estimateSize, type MemoryLimit } from '../ir/budget.ts';
 import { parseMetrics, TRAIN_FLOPS_PER_FORWARD_MAC, type EpochRecord, type MetricsRecord, type RunInfo, type TransformRecord } from './metrics.ts';
 import { lrAt, parseLrDrop, parseTransformSpec, type LrDrop, type ScheduledTransform } from './schedule.ts';
 
@@ -167,8 +167,8 @@ export function optimizerConfig(c: TrainConfig, lr: number): OptimizerConfig {
  * is not what a run directory needs (a file where a directory must be, or the reverse).
  */
 export function existingRun(dir: string): string[] {
+  checkOutputDir(dir, 'run directory (--out)');
   if (!existsSync(dir)) return [];
-  if (!statSync(dir).isDirectory()) throw new FileError(`run directory ${dir} is a file, not a directory; give another --out`);
   const m = join(dir, 'metrics.jsonl');
   if (existsSync(m) && !statSync(m).isFile()) throw new FileError(`${m} is not a file (a directory?); the run directory ${dir} is damaged: move it away or give another --out`);
   return readdirSync(dir).filter((n) => RUN_ARTIFACTS.test(n)).sort();
@@ -220,6 +220,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     // Lines after the checkpoint are cut (a killed epoch may have left a half-written one); the kept ones must be valid records.
     ({ records, lines: metricsLines } = parseMetrics(text, metricsPath, s.metricsLines));
   }
+  assertFits(`${opts.name}: the model (batch ${config.batchSize})`, [estimateSize(graph, config.batchSize)], opts.memoryLimit);
   // Transforms still to come are dry-run now, so a bad spec fails before the first step, not at its epoch.
   checkSchedule(graph, weights, schedule, config.seed, st.epoch, { batch: config.batchSize, memoryLimit: opts.memoryLimit });
 
