@@ -240,8 +240,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // A run resumed on another engine is accepted (checkpoints are engine-independent) and run.json
   // lists every engine with the epoch it took over from, so no number is attributed to the wrong one.
   const engines = previous?.engines ?? (previous ? [{ engine: previous.engine, fromEpoch: 0 }] : []);
-  if (!engines.length || engines[engines.length - 1].engine !== engine.description) {
-    if (engines.length) log(`${opts.name}: note: epochs 1-${st.epoch} ran on ${engines[engines.length - 1].engine}, the rest runs on ${engine.description}; run.json records both`);
+  const last = engines[engines.length - 1];
+  if (!last || last.engine !== engine.description) {
+    if (last) log(`${opts.name}: note: epochs ${last.fromEpoch + 1}-${st.epoch} ran on ${last.engine}, the rest runs on ${engine.description}; run.json records both`);
     engines.push({ engine: engine.description, fromEpoch: st.epoch });
   }
   const runInfo: RunInfo = {
