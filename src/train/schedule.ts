@@ -48,7 +48,7 @@ export function parseTransformSpec(spec: string): ScheduledTransform {
   if (!methods.includes(method)) throw bad(spec, `unknown ${kind} method '${rawMethod}' (choose ${methods.join(', ')})`);
   let amount: string | undefined;
   if (parts.length && !parts[0].includes('=')) amount = parts.shift();
-  const kv: Record<string, string> = {};
+  const kv: Record<string, string> = Object.create(null); // keys are user text ('__proto__=1' is an unknown option)
   for (const p of parts) {
     const i = p.indexOf('=');
     if (i <= 0) throw bad(spec, `expected key=value, got '${p}'`);
