@@ -91,6 +91,14 @@ describe('r2r data fetch', () => {
     await assert.rejects(fetchCifar10({ url: `${base}/good.tar.gz`, dir, timeout: 0 }), (e: unknown) => e instanceof R2RError && e.code === 'R2R_USAGE' && /--timeout/.test(e.message));
   });
 
+  it('an aborted fetch (Ctrl-C) rejects with a DataError and leaves nothing behind', async () => {
+    const parent = join(tmp, 'interrupted');
+    const ac = new AbortController();
+    const p = fetchCifar10({ url: `${base}/stall`, dir: join(parent, 'cifar10'), signal: ac.signal, onProgress: () => ac.abort() });
+    await assert.rejects(p, (e: unknown) => e instanceof DataError && /\/stall: fetch interrupted after 1000 bytes; nothing was written/.test(e.message));
+    assert.equal(existsSync(parent), false);
+  });
+
   it('--dir below a file is refused naming --dir; temporaries of a killed fetch are removed by the next one', async () => {
     const file = join(tmp, 'plain-file');
     writeFileSync(file, 'x');

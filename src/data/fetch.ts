@@ -29,6 +29,8 @@ export interface FetchOptions {
   force?: boolean;
   /** Seconds without any data (no response, or a stalled transfer) before giving up; default 60. */
   timeout?: number;
+  /** Aborts the fetch (e.g. on Ctrl-C); it then cleans up and rejects with a DataError. */
+  signal?: AbortSignal;
   onProgress?: (bytes: number, total: number | undefined) => void;
 }
 
@@ -56,14 +58,16 @@ export async function fetchCifar10(opts: FetchOptions = {}): Promise<FetchResult
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const arm = () => { clearTimeout(timer); timer = setTimeout(() => abort.abort(), timeout * 1000); };
-  const stalled = () => new DataError(`${url}: no data for ${timeout} s${bytes ? ` after ${bytes} bytes` : ' (no response)'}; check the network and run the fetch again, or wait longer with --timeout SECONDS`);
+  const signal = opts.signal ? AbortSignal.any([abort.signal, opts.signal]) : abort.signal;
+  const interrupted = () => new DataError(`${url}: fetch interrupted after ${bytes} bytes; nothing was written`);
+  const stalled = () => opts.signal?.aborted ? interrupted() : new DataError(`${url}: no data for ${timeout} s${bytes ? ` after ${bytes} bytes` : ' (no response)'}; check the network and run the fetch again, or wait longer with --timeout SECONDS`);
   try {
     let res: Response;
     try {
       arm();
-      res = await fetch(url, { signal: abort.signal });
+      res = await fetch(url, { signal });
     } catch (e) {
-      if (abort.signal.aborted) throw stalled();
+      if (signal.aborted) throw stalled();
       throw new DataError(`could not download ${url}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}; check the network, or download and unpack the archive yourself and pass its cifar-10-batches-bin directory as --data DIR`, { cause: e });
     }
     if (!res.ok || !res.body) throw new DataError(`could not download ${url}: HTTP ${res.status} ${res.statusText}`);
@@ -80,7 +84,7 @@ export async function fetchCifar10(opts: FetchOptions = {}): Promise<FetchResult
     try {
       await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), meter, createWriteStream(archive));
     } catch (e) {
-      if (abort.signal.aborted) throw stalled();
+      if (signal.aborted) throw stalled();
       const err = e as Error & { cause?: Error; code?: string };
       throw new DataError(`download of ${url} failed after ${bytes}${total ? ` of ${total}` : ''} bytes (${err.cause?.message ?? err.code ?? err.message}); run the fetch again`, { cause: e });
     } finally {
@@ -104,6 +108,7 @@ export async function fetchCifar10(opts: FetchOptions = {}): Promise<FetchResult
         records[f] = readCifar10File(p).n;
       }
       files = readdirSync(tmp);
+      if (opts.signal?.aborted) throw interrupted();
     });
     return { dir, files, bytes, md5, records };
   } catch (e) {

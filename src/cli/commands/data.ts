@@ -22,13 +22,27 @@ export function register(program: Command): void {
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       let bar: ReturnType<typeof createProgress> | undefined;
-      const r = await fetchCifar10({
-        url: o.url, dir: o.dir, md5: o.md5, force: o.force, timeout: o.timeout,
-        onProgress: (bytes, total) => {
-          bar ??= createProgress('download (MB)', Math.ceil((total ?? 170e6) / 1e6), { quiet: o.quiet });
-          bar.update(Math.floor(bytes / 1e6));
-        },
-      });
+      // Ctrl-C aborts the fetch, which removes its temporaries before the process ends (status 130).
+      const interrupt = new AbortController();
+      const stop = () => interrupt.abort();
+      process.once('SIGINT', stop).once('SIGTERM', stop);
+      let r;
+      try {
+        r = await fetchCifar10({
+          url: o.url, dir: o.dir, md5: o.md5, force: o.force, timeout: o.timeout, signal: interrupt.signal,
+          onProgress: (bytes, total) => {
+            bar ??= createProgress('download (MB)', Math.ceil((total ?? 170e6) / 1e6), { quiet: o.quiet });
+            bar.update(Math.floor(bytes / 1e6));
+          },
+        });
+      } catch (e) {
+        if (!interrupt.signal.aborted) throw e;
+        bar?.stop();
+        process.stderr.write(`r2r: ${(e as Error).message}\n`);
+        process.exit(130);
+      } finally {
+        process.off('SIGINT', stop).off('SIGTERM', stop);
+      }
       bar?.stop();
       if (o.json) { printJson(r); return; }
       if (r.skipped) console.log(`CIFAR-10 is already in ${r.dir} (use --force to download again)`);
