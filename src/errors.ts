@@ -14,7 +14,11 @@ export type R2RErrorCode =
   | 'R2R_DATA'
   | 'R2R_TRAINING_DIVERGED'
   | 'R2R_USAGE'
-  | 'R2R_NOT_EXACT';
+  | 'R2R_NOT_EXACT'
+  | 'R2R_WEIGHT_VALUES'
+  | 'R2R_RUN_EXISTS'
+  | 'R2R_TOO_LARGE'
+  | 'R2R_IO';
 
 export class R2RError extends Error {
   readonly code: R2RErrorCode;
@@ -62,6 +66,23 @@ export class UsageError extends R2RError {
   constructor(message: string) { super('R2R_USAGE', message); this.name = 'UsageError'; }
 }
 
+/** A weight is NaN or infinite, or a batch norm's moving variance is negative (a corrupt checkpoint). */
+export class WeightValuesError extends R2RError {
+  constructor(message: string) { super('R2R_WEIGHT_VALUES', message); this.name = 'WeightValuesError'; }
+}
+/** A run directory already holds a run that this call would replace. */
+export class RunExistsError extends R2RError {
+  constructor(message: string) { super('R2R_RUN_EXISTS', message); this.name = 'RunExistsError'; }
+}
+/** A network, batch or transform would need more memory than the limit allows. */
+export class TooLargeError extends R2RError {
+  constructor(message: string) { super('R2R_TOO_LARGE', message); this.name = 'TooLargeError'; }
+}
+/** A file or directory cannot be read or written where asked (a file where a directory must be, ...). */
+export class FileError extends R2RError {
+  constructor(message: string, options?: { cause?: unknown }) { super('R2R_IO', message, options); this.name = 'FileError'; }
+}
+
 /** Exit status per code, so scripts can tell failures apart. */
 export const EXIT_CODES: Record<R2RErrorCode, number> = {
   R2R_USAGE: 2,
@@ -76,4 +97,8 @@ export const EXIT_CODES: Record<R2RErrorCode, number> = {
   R2R_ENGINE: 7,
   R2R_DATA: 8,
   R2R_TRAINING_DIVERGED: 9,
+  R2R_WEIGHT_VALUES: 4,
+  R2R_RUN_EXISTS: 10,
+  R2R_TOO_LARGE: 11,
+  R2R_IO: 12,
 };

@@ -13,7 +13,9 @@ export { analyzeGraph, paramSpecs, countParams, countMacs, getNode, architecture
 export type { GraphInfo, NodeInfo, ParamSpec } from './ir/graph.ts';
 export { GraphBuilder } from './ir/builder.ts';
 export { parseGraph, serializeGraph } from './ir/json.ts';
-export { tensor, cloneWeights, validateWeights, initWeights } from './ir/weights.ts';
+export { tensor, cloneWeights, validateWeights, checkWeightValues, initWeights } from './ir/weights.ts';
+export { estimateSize, memoryLimit, assertFits } from './ir/budget.ts';
+export type { SizeEstimate, MemoryLimit } from './ir/budget.ts';
 export { resolveWindow } from './ir/shapes.ts';
 export { Rng } from './rng.ts';
 
@@ -53,7 +55,8 @@ export { readSafetensors, writeSafetensors, encodeSafetensors, decodeSafetensors
 // Errors
 export {
   R2RError, InvalidGraphError, ShapeMismatchError, UnsupportedLayerError, InvalidWeightsError,
-  CheckpointError, TransformError, EngineUnavailableError, DataError, UsageError, EXIT_CODES,
+  CheckpointError, TransformError, EngineUnavailableError, DataError, UsageError,
+  WeightValuesError, RunExistsError, TooLargeError, FileError, EXIT_CODES,
 } from './errors.ts';
 export type { R2RErrorCode } from './errors.ts';
 
@@ -61,7 +64,7 @@ export type { R2RErrorCode } from './errors.ts';
 export { loadDataset, readCifar10, locateCifar10, CIFAR10_CLASSES, syntheticSets } from './data/index.ts';
 export type { DataSpec, Dataset, Split } from './data/index.ts';
 export { fetchCifar10 } from './data/fetch.ts';
-export { train } from './train/trainer.ts';
+export { train, validateRunName } from './train/trainer.ts';
 export type { TrainConfig, TrainOptions, TrainResult } from './train/trainer.ts';
 export { parseTransformSpec, parseLrDrop } from './train/schedule.ts';
 export { TRAIN_FLOPS_PER_FORWARD_MAC } from './train/metrics.ts';

@@ -3,7 +3,10 @@
  * mode, and measure max |Δ| of the logits and the relative error max |Δ| / max |teacher logits|.
  */
 import type { Engine } from './engines/engine.ts';
+import { UsageError } from './errors.ts';
+import { assertFits, estimateSize, type MemoryLimit } from './ir/budget.ts';
 import { analyzeGraph, countParams } from './ir/graph.ts';
+import { estimateStudent } from './transforms/estimate.ts';
 import { sizeOf } from './ir/shapes.ts';
 import type { Graph, Weights } from './ir/types.ts';
 import { compareLogits } from './reference/compare.ts';
@@ -48,12 +51,19 @@ export function randomBatch(inputShape: number[], n: number, rng: Rng): Float32A
 
 export async function verifyTransform(
   engine: Engine, graph: Graph, weights: Weights, spec: TransformSpec,
-  opts: { batchSize?: number; rng: Rng; tolerance?: number },
+  opts: { batchSize?: number; rng: Rng; tolerance?: number; memoryLimit?: MemoryLimit },
 ): Promise<VerifyOutcome> {
   const tol = opts.tolerance ?? EXACT_TOLERANCE;
+  const n = opts.batchSize ?? 32;
+  if (!(Number.isInteger(n) && n >= 1)) throw new UsageError(`verify: batch size must be an integer >= 1, got ${n}`);
+  if (!(tol >= 0)) throw new UsageError(`verify: tolerance must be >= 0, got ${tol}`);
+  // Teacher and student must fit together, before the student or the batch is allocated.
+  const parts = [estimateSize(graph, n)];
+  const est = estimateStudent(graph, weights, spec, n);
+  if (est) parts.push(est);
+  assertFits(`verify of ${spec.transform}${'method' in spec && spec.method ? ` ${spec.method}` : ''} (teacher${est ? ' and student' : ''}, batch ${n})`, parts, opts.memoryLimit);
   const student = applyTransform(graph, weights, spec);
   const { inputShape } = analyzeGraph(graph);
-  const n = opts.batchSize ?? 32;
   const x = randomBatch(inputShape, n, opts.rng);
   const t = await engine.build(graph, weights);
   const s = await engine.build(student.graph, student.weights);

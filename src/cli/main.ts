@@ -27,6 +27,11 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[] = process.argv): Promise<number> {
+  // A reader that goes away (`r2r inspect | head`) ends the output quietly, as in other Unix tools.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   try {
     await buildProgram().parseAsync(argv);
     return Number(process.exitCode ?? 0);
@@ -38,6 +43,11 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     const err = e as Error & { code?: string; exitCode?: number };
     // commander's own errors (bad flags) already printed their message.
     if (typeof err.code === 'string' && err.code.startsWith('commander.')) return err.exitCode ?? 2;
+    // A file-system error that no command turned into a message: its own message names the path.
+    if (typeof (err as NodeJS.ErrnoException).syscall === 'string') {
+      process.stderr.write(`r2r: ${err.message}\n`);
+      return EXIT_CODES.R2R_IO;
+    }
     process.stderr.write(`r2r: unexpected error: ${err.stack ?? err}\n`);
     return 1;
   }

@@ -7,6 +7,7 @@ import { loadDataset } from '../data/index.ts';
 import { findRun, PRESETS, RUNS, scaleRun, suiteRuns, type RunDef } from './catalog.ts';
 import { runExperiments, runExperimentSeeds } from './runner.ts';
 import { spread } from './seeds.ts';
+import { R2RError, RunExistsError } from '../errors.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'r2r-exp-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -92,6 +93,21 @@ describe('experiment runner (tfjs, synthetic data)', () => {
     assert.ok(existsSync(join(suite, 'NCT-R2WiderR', 'checkpoints')));
     assert.equal(logs.filter((l) => /using the cached teacher/.test(l)).length, 1);
     assert.equal(logs.filter((l) => /training the teacher/.test(l)).length, 0);
+  });
+
+  it('refuses existing runs before anything runs (no --resume or --overwrite) and checks every run\'s configuration first; --overwrite replaces', async () => {
+    const suite = join(tmp, 'nct-widen');
+    const run = join(suite, 'NCT-R2WiderR');
+    const snapshot = () => [readFileSync(join(run, 'metrics.jsonl'), 'utf8'), readFileSync(join(run, 'run.json'), 'utf8'), readdirSync(join(run, 'checkpoints')).join()];
+    const before = snapshot();
+    await assert.rejects(runExperiments([findRun('NCT-Scratch-Widen'), findRun('NCT-R2WiderR')], opts), (e: unknown) => e instanceof RunExistsError && e.message.includes(run) && /--resume/.test(e.message));
+    assert.deepEqual(snapshot(), before);
+    assert.equal(existsSync(join(suite, 'NCT-Scratch-Widen')), false, 'nothing ran');
+    await assert.rejects(runExperiments([findRun('NCT-Scratch-Widen')], { ...opts, keepCheckpoints: -1 }), (e: unknown) => e instanceof R2RError && e.code === 'R2R_USAGE' && /NCT-Scratch-Widen: .*--keep.* got -1/.test(e.message));
+    assert.equal(existsSync(join(suite, 'NCT-Scratch-Widen')), false);
+    const res = await runExperiments([findRun('NCT-R2WiderR')], { ...opts, overwrite: true });
+    assert.deepEqual(res.outcomes.map((o) => o.status), ['completed']);
+    assert.notEqual(snapshot()[1], before[1], 'replaced');
   });
 });
 

@@ -11,14 +11,14 @@ import { loadDataset, type DataSpec } from '../data/index.ts';
 import type { Dataset } from '../data/dataset.ts';
 import type { Engine } from '../engines/engine.ts';
 import { getEngine, type EngineName, type EngineOptions } from '../engines/registry.ts';
-import { UsageError } from '../errors.ts';
+import { RunExistsError, UsageError } from '../errors.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { isCheckpoint, loadCheckpoint } from '../io/checkpoint.ts';
 import { initWeights } from '../ir/weights.ts';
 import { zooModel } from '../models/zoo.ts';
 import { Rng } from '../rng.ts';
 import type { RunInfo } from '../train/metrics.ts';
-import { train, type RunStart, type TrainConfig, type TrainHooks } from '../train/trainer.ts';
+import { existingRun, readMetrics, train, validateConfig, type RunStart, type TrainConfig, type TrainHooks } from '../train/trainer.ts';
 import { PRESETS, RUNS, scaleRun, teacherOf, type Preset, type PresetName, type RunDef, type SuiteName } from './catalog.ts';
 import { seedDir, summarizeSeeds, writeSeededSummary, type SeededSuite } from './seeds.ts';
 import { summarizeSuite, writeSuiteSummary, type SuiteSummary } from './summary.ts';
@@ -34,6 +34,8 @@ export interface ExperimentOptions {
   seed?: number;
   /** Skip runs already completed and resume interrupted ones from their checkpoints. */
   resume?: boolean;
+  /** Replace runs already in `out` (without it or `resume`, existing runs are refused before anything runs). */
+  overwrite?: boolean;
   resetOptimizer?: boolean;
   /** Override the preset's epochs for every run (events rescaled). */
   epochs?: number;
@@ -85,6 +87,19 @@ export async function runExperiments(defs: RunDef[], opts: ExperimentOptions = {
   const log = opts.hooks?.log ?? (() => {});
   const seed = opts.seed ?? 0;
 
+  // The whole request is checked before any run starts: every run's configuration, and no
+  // completed run is destroyed (reused with resume, replaced with overwrite, else refused).
+  if (opts.resume && opts.overwrite) throw new UsageError('give --resume or --overwrite, not both');
+  for (const def of defs) {
+    try { validateConfig(trainConfig(def, { preset, seed, opts })); } catch (e) { if (e instanceof Error) e.message = `${def.name}: ${e.message}`; throw e; }
+  }
+  if (!opts.resume && !opts.overwrite) {
+    const taken = defs.map((d) => join(out, d.suite, d.name)).filter((d) => existingRun(d).length > 0);
+    if (taken.length) {
+      throw new RunExistsError(`${taken.length === 1 ? 'a run already exists' : `${taken.length} runs already exist`}: ${taken.join(', ')}; skip completed runs and continue the others with --resume, replace them with --overwrite, or choose another --out`);
+    }
+  }
+
   const spec: DataSpec = { dataset: opts.data?.dataset ?? 'cifar10', dir: opts.data?.dir, trainLimit: opts.data?.trainLimit ?? preset.trainLimit, valLimit: opts.data?.valLimit ?? preset.valLimit, synthetic: opts.data?.synthetic };
   const data = opts.dataset ?? loadDataset(spec);
   const engine = await getEngine(opts.engine ?? 'auto', opts.engineOptions);
@@ -131,7 +146,7 @@ interface Ctx {
   teachers: Map<string, string>;
 }
 
-function trainConfig(def: RunDef, ctx: Ctx): TrainConfig {
+function trainConfig(def: RunDef, ctx: Pick<Ctx, 'preset' | 'seed' | 'opts'>): TrainConfig {
   const s = scaleRun(def, ctx.preset);
   return {
     epochs: s.epochs, batchSize: ctx.preset.batchSize, optimizer: 'adam', lr: def.lr, weightDecay: def.weightDecay,
@@ -170,13 +185,12 @@ async function runOne(def: RunDef, dir: string, ctx: Ctx): Promise<void> {
     const tdir = await ensureTeacher(t, ctx);
     const ck = loadCheckpoint(join(tdir, 'final'));
     start = { graph: ck.graph, weights: ck.weights, optimizer: ck.optimizer };
-    const tm = readFileSync(join(tdir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const last = tm.filter((r) => r.type === 'epoch').pop();
+    const last = readMetrics(tdir).filter((r) => r.type === 'epoch').pop();
     teacherInfo = { teacher: { name: t.name, dir: tdir, flops: last?.flops ?? 0, valAcc: last?.valAcc, epochs: last?.epoch } };
   } else {
     start = freshStart(def, ctx);
   }
-  await train({ dir, name: def.name, suite: def.suite, config: trainConfig(def, ctx), data: ctx.data, engine: ctx.engine, start, resume: ctx.opts.resume, describe: describe(def, ctx, teacherInfo), hooks });
+  await train({ dir, name: def.name, suite: def.suite, config: trainConfig(def, ctx), data: ctx.data, engine: ctx.engine, start, resume: ctx.opts.resume, overwrite: ctx.opts.overwrite, describe: describe(def, ctx, teacherInfo), hooks });
 }
 
 /** Trains a teacher once per configuration; returns its run directory under `<out>/.teachers/`. */
@@ -191,7 +205,7 @@ async function ensureTeacher(def: RunDef, ctx: Ctx): Promise<string> {
     log(`${def.name}: using the cached teacher ${dir}`);
   } else {
     log(`${def.name}: training the teacher into ${dir}`);
-    await train({ dir, name: def.name, suite: def.suite, config, data: ctx.data, engine: ctx.engine, start: freshStart(def, ctx), resume: !ctx.opts.retrainTeachers, describe: describe(def, ctx, { teacherKey: key }), hooks: ctx.opts.hooks });
+    await train({ dir, name: def.name, suite: def.suite, config, data: ctx.data, engine: ctx.engine, start: freshStart(def, ctx), resume: !ctx.opts.retrainTeachers, overwrite: ctx.opts.retrainTeachers, describe: describe(def, ctx, { teacherKey: key }), hooks: ctx.opts.hooks });
   }
   ctx.teachers.set(def.name, dir);
   return dir;

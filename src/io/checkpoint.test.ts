@@ -111,3 +111,71 @@ test('checkpoint: model.json that is not a graph names the file', () => {
   const dir = corrupt((d) => writeFileSync(join(d, 'model.json'), readFileSync(join(d, 'model.json'), 'utf8').replace('"conv1"', '"conv1/x"')));
   assert.throws(() => loadCheckpoint(dir), /model\.json: node 'conv1\/x': names may not contain '\/'/);
 });
+
+/** A safetensors file with the given tensor names, written by hand (an object literal cannot hold '__proto__' as a key). */
+function rawSafetensors(entries: [string, Float32Array, number[]][], metadata?: Record<string, string>): Buffer {
+  let off = 0;
+  const parts: string[] = [];
+  if (metadata) parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
+  for (const [name, d, shape] of entries) { parts.push(`${JSON.stringify(name)}:{"dtype":"F32","shape":${JSON.stringify(shape)},"data_offsets":[${off},${off + d.byteLength}]}`); off += d.byteLength; }
+  let j = `{${parts.join(',')}}`; j += ' '.repeat((8 - (j.length % 8)) % 8);
+  const head = Buffer.alloc(8); head.writeBigUInt64LE(BigInt(j.length));
+  return Buffer.concat([head, Buffer.from(j), ...entries.map(([, d]) => Buffer.from(d.buffer, d.byteOffset, d.byteLength))]);
+}
+
+const polluted = () => ['conv1', 'kernel', 'shape', 'data', 'constructor/kernel'].filter((k) => k in ({} as Record<string, unknown>) && k !== 'constructor');
+
+test('checkpoint: crafted tensor names (__proto__, constructor) are refused by name and never reach Object.prototype', () => {
+  const all = Object.entries(weights).map(([k, t]) => [k, t.data, t.shape] as [string, Float32Array, number[]]);
+  const k = weights['conv1/kernel'];
+  for (const bad of ['__proto__', '__proto__/conv1/kernel', 'constructor', 'toString/kernel']) {
+    const dir = corrupt((d) => writeFileSync(join(d, 'weights.safetensors'), rawSafetensors([...all, [bad, k.data, k.shape]])));
+    assert.throws(() => loadCheckpoint(dir), (e: unknown) => e instanceof R2RError && e.message.includes(`tensor '${bad}' belongs to no parameter`), bad);
+    assert.deepEqual(polluted(), [], bad);
+  }
+  // The decoder keeps such names as plain keys.
+  const dec = decodeSafetensors(rawSafetensors([['__proto__', new Float32Array([1]), [1]]]));
+  assert.deepEqual(Object.keys(dec.tensors), ['__proto__']);
+  assert.equal(Object.getPrototypeOf(dec.tensors), null);
+});
+
+test('checkpoint: crafted optimizer tensor names (m/constructor, __proto__/conv1/kernel, __proto__) are refused and never pollute', () => {
+  const k = weights['conv1/kernel'];
+  for (const bad of ['m/constructor', '__proto__/conv1/kernel', '__proto__', 'constructor/conv1/kernel', 'm/__proto__']) {
+    const dir = corrupt((d) => writeFileSync(join(d, 'optimizer.safetensors'), rawSafetensors([[bad, k.data, k.shape]], { kind: 'adam', step: '1' })));
+    assert.throws(() => loadCheckpoint(dir), (e: unknown) => e instanceof R2RError && e.code === 'R2R_CHECKPOINT' && e.message.includes(`tensor '${bad}'`), bad);
+    assert.deepEqual(polluted(), [], bad);
+  }
+  const meta = corrupt((d) => writeFileSync(join(d, 'optimizer.safetensors'), rawSafetensors([['m/conv1/kernel', k.data, k.shape]], { kind: 'adam', step: 'x' })));
+  assert.throws(() => loadCheckpoint(meta), /metadata\.step must be a non-negative integer, got "x"/);
+});
+
+test('checkpoint: NaN, Inf and negative moving variance are caught on load, naming tensor and index', () => {
+  const withValue = (key: string, i: number, v: number) => corrupt((d) => {
+    const w = { ...weights, [key]: { shape: weights[key].shape, data: new Float32Array(weights[key].data) } };
+    w[key].data[i] = v;
+    writeFileSync(join(d, 'weights.safetensors'), encodeSafetensors(w));
+  });
+  const is = (re: RegExp) => (e: unknown) => e instanceof R2RError && e.code === 'R2R_WEIGHT_VALUES' && re.test(e.message);
+  assert.throws(() => loadCheckpoint(withValue('conv1/kernel', 5, NaN)), is(/weights\.safetensors: tensor 'conv1\/kernel' of node 'conv1' holds NaN at index 5/));
+  assert.throws(() => loadCheckpoint(withValue('fc/bias', 2, -Infinity)), is(/tensor 'fc\/bias' of node 'fc' holds -Infinity at index 2/));
+  assert.throws(() => loadCheckpoint(withValue('bn1/movingVariance', 3, -0.5)), is(/tensor 'bn1\/movingVariance' of node 'bn1' holds a negative variance -0\.5 at index 3/));
+  // Optimizer moments too.
+  const k = weights['conv1/kernel'];
+  const bad = new Float32Array(k.data); bad[7] = Infinity;
+  const dir = corrupt((d) => writeFileSync(join(d, 'optimizer.safetensors'), rawSafetensors([['m/conv1/kernel', bad, k.shape]], { kind: 'adam', step: '1' })));
+  assert.throws(() => loadCheckpoint(dir), is(/optimizer tensor 'm\/conv1\/kernel' holds Infinity at index 7/));
+});
+
+test('checkpoint: temporaries of a killed write are removed by the next write beside them; a live process\'s are kept', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const root = tmp();
+  const { mkdirSync, existsSync } = await import('node:fs');
+  const stale = join(root, `.epoch-0003.tmp-${dead}-0badc0de`), staleOld = `${stale}.old`, live = join(root, `.epoch-0004.tmp-${process.ppid}-0123abcd`);
+  for (const d of [stale, staleOld, live]) mkdirSync(d);
+  writeFileSync(join(root, `.metrics.jsonl.tmp-${dead}-00ff00ff`), 'x');
+  saveCheckpoint(join(root, 'epoch-0003'), { graph, weights });
+  assert.deepEqual(readdirSync(root).sort(), [`.epoch-0004.tmp-${process.ppid}-0123abcd`, 'epoch-0003']);
+  assert.ok(existsSync(live));
+});

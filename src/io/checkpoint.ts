@@ -9,10 +9,10 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CheckpointError } from '../errors.ts';
+import { CheckpointError, WeightValuesError } from '../errors.ts';
 import { parseGraph, serializeGraph } from '../ir/json.ts';
 import type { Graph, Weights } from '../ir/types.ts';
-import { validateWeights } from '../ir/weights.ts';
+import { checkWeightValues, firstNonFinite, validateWeights } from '../ir/weights.ts';
 import type { OptimizerState } from '../engines/engine.ts';
 import { encodeSafetensors, readSafetensors } from './safetensors.ts';
 import { writeDirAtomic } from './atomic.ts';
@@ -24,6 +24,9 @@ export interface Checkpoint {
   /** JSON-serialisable trainer state. */
   state?: Record<string, unknown>;
 }
+
+/** The state each optimizer keeps per weight (Adam's moments, SGD's momentum buffer). */
+const OPTIMIZER_SLOTS: Record<OptimizerState['kind'], readonly string[]> = { adam: ['m', 'v'], sgd: ['momentum'] };
 
 export function saveCheckpoint(dir: string, ckpt: Checkpoint): void {
   validateWeights(ckpt.graph, ckpt.weights, `checkpoint ${dir}`);
@@ -55,21 +58,29 @@ export function loadCheckpoint(dir: string): Checkpoint {
   } catch (e) {
     throw new CheckpointError((e as Error).message, { cause: e });
   }
+  checkWeightValues(graph, tensors, wPath);
   const ckpt: Checkpoint = { graph, weights: tensors };
   const oPath = join(dir, 'optimizer.safetensors');
   if (existsSync(oPath)) {
     const { tensors: flat, metadata } = readSafetensors(oPath);
     if (metadata.kind !== 'adam' && metadata.kind !== 'sgd') throw new CheckpointError(`${oPath}: metadata.kind must be 'adam' or 'sgd', got ${JSON.stringify(metadata.kind)}`);
-    const slots: Record<string, Weights> = {};
+    // Slot and tensor names come from the file: prototype-free maps (a slot named '__proto__' must not reach Object.prototype).
+    const slots: Record<string, Weights> = Object.create(null);
+    const known = OPTIMIZER_SLOTS[metadata.kind];
+    const step = Number(metadata.step ?? 0);
+    if (!Number.isInteger(step) || step < 0) throw new CheckpointError(`${oPath}: metadata.step must be a non-negative integer, got ${JSON.stringify(metadata.step)}`);
     for (const [k, t] of Object.entries(flat)) {
       const i = k.indexOf('/');
       const slot = k.slice(0, i), name = k.slice(i + 1);
+      if (i < 0 || !known.includes(slot)) throw new CheckpointError(`${oPath}: tensor '${k}' is not <slot>/<node>/<param> with a ${metadata.kind} slot (${known.join(', ')})`);
       const w = tensors[name];
-      if (i < 0 || !w) throw new CheckpointError(`${oPath}: tensor '${k}' names no weight of the model`);
+      if (!w) throw new CheckpointError(`${oPath}: tensor '${k}' names no weight of the model`);
       if (w.shape.join(',') !== t.shape.join(',')) throw new CheckpointError(`${oPath}: tensor '${k}' has shape [${t.shape}] but weight '${name}' has [${w.shape}]`);
-      (slots[slot] ??= {})[name] = t;
+      const at = firstNonFinite(t.data);
+      if (at >= 0) throw new WeightValuesError(`${oPath}: optimizer tensor '${k}' holds ${t.data[at]} at index ${at}; the optimizer state is corrupt (train on with --reset-optimizer to drop it)`);
+      (slots[slot] ??= Object.create(null) as Weights)[name] = t;
     }
-    ckpt.optimizer = { kind: metadata.kind, step: Number(metadata.step ?? 0), slots };
+    ckpt.optimizer = { kind: metadata.kind, step, slots };
   }
   const sPath = join(dir, 'state.json');
   if (existsSync(sPath)) {

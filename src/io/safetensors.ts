@@ -14,7 +14,7 @@ export interface SafetensorsContent { tensors: Record<string, Tensor>; metadata:
 
 export function encodeSafetensors(tensors: Record<string, Tensor>, metadata: Record<string, string> = {}): Buffer {
   const names = Object.keys(tensors).sort();
-  const header: Record<string, unknown> = {};
+  const header: Record<string, unknown> = Object.create(null);
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let off = 0;
   for (const name of names) {
@@ -55,11 +55,19 @@ export function decodeSafetensors(buf: Uint8Array, where = 'safetensors'): Safet
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new CheckpointError(`${where}: header must be a JSON object`);
   const dataStart = 8 + n;
   const dataLen = b.length - dataStart;
-  const tensors: Record<string, Tensor> = {};
-  let metadata: Record<string, string> = {};
+  // Names come from the file: prototype-free maps, so '__proto__' or 'constructor' is just a name.
+  const tensors: Record<string, Tensor> = Object.create(null);
+  const metadata: Record<string, string> = Object.create(null);
   const spans: [number, number, string][] = [];
   for (const [name, info] of Object.entries(header)) {
-    if (name === '__metadata__') { metadata = info as Record<string, string>; continue; }
+    if (name === '__metadata__') {
+      if (!info || typeof info !== 'object' || Array.isArray(info)) throw new CheckpointError(`${where}: __metadata__ must be an object of strings`);
+      for (const [k, v] of Object.entries(info)) {
+        if (typeof v !== 'string') throw new CheckpointError(`${where}: __metadata__.${k} must be a string, got ${JSON.stringify(v)}`);
+        metadata[k] = v;
+      }
+      continue;
+    }
     if (!info || typeof info !== 'object') throw new CheckpointError(`${where}: tensor '${name}': header entry must be an object`);
     const { dtype, shape, data_offsets: offs } = info as { dtype: unknown; shape: unknown; data_offsets: unknown };
     if (dtype !== 'F32') throw new CheckpointError(`${where}: tensor '${name}': dtype ${JSON.stringify(dtype)} is not supported (only F32)`);

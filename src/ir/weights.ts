@@ -1,5 +1,5 @@
 /** Weights: validation against a graph, copying, and default initialisation. */
-import { InvalidWeightsError } from '../errors.ts';
+import { InvalidWeightsError, WeightValuesError } from '../errors.ts';
 import type { Rng } from '../rng.ts';
 import { analyzeGraph, paramSpecs, type GraphInfo } from './graph.ts';
 import { shapeToString, sizeOf } from './shapes.ts';
@@ -38,6 +38,29 @@ export function validateWeights(graph: Graph, weights: Weights, where = 'weights
   }
   for (const key of Object.keys(weights)) {
     if (!specs.has(key)) throw new InvalidWeightsError(`${where}: tensor '${key}' belongs to no parameter of the graph`);
+  }
+}
+
+/** Index of the first NaN or infinite value, or -1. */
+export function firstNonFinite(d: Float32Array): number {
+  for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return i;
+  return -1;
+}
+
+/**
+ * Checks the values of weights that passed `validateWeights`: every value finite and every batch
+ * norm's moving variance >= 0 (its square root divides). A corrupt checkpoint is caught on load,
+ * naming the tensor and index, instead of surfacing later as a "diverged" run or a failed check.
+ */
+export function checkWeightValues(graph: Graph, weights: Weights, where = 'weights', info?: GraphInfo): void {
+  for (const [key, spec] of paramSpecs(graph, info ?? analyzeGraph(graph))) {
+    const d = weights[key].data;
+    const at = firstNonFinite(d);
+    if (at >= 0) throw new WeightValuesError(`${where}: tensor '${key}' of node '${spec.node}' holds ${d[at]} at index ${at} (of ${d.length}); the checkpoint is corrupt`);
+    if (key.endsWith('/movingVariance')) {
+      const neg = d.findIndex((v) => v < 0);
+      if (neg >= 0) throw new WeightValuesError(`${where}: tensor '${key}' of node '${spec.node}' holds a negative variance ${d[neg]} at index ${neg}; the checkpoint is corrupt`);
+    }
   }
 }
 

@@ -11,7 +11,8 @@
  * panel the old filters (index < `old`: the teacher's) fill the first rows with grey borders;
  * the new ones start on a fresh row, below an orange line, with orange borders.
  */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { checkOutputFile, writeFileAtomic } from '../io/atomic.ts';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { UsageError } from '../errors.ts';
@@ -191,11 +192,12 @@ export interface WriteFiltersOptions extends FilterGridOptions {
 
 /** Draws the checkpoints' filters (one panel each, in order) and writes the PNG to `out`. */
 export function writeFilters(checkpoints: string[], out: string, opts: WriteFiltersOptions = {}): FilterGrid & { checkpoints: string[] } {
+  checkOutputFile(out, 'filters PNG');
   const resolved = checkpoints.map(resolveCheckpoint);
   const panels = resolved.map((c) => loadFilterPanel(c, opts.layer));
   let old = opts.old;
   if (old === undefined && opts.teacher) old = loadFilterPanel(opts.teacher, opts.layer).kernel.shape[3];
   const grid = filterGrid(panels, { ...opts, old });
-  writeFileSync(out, encodePng(grid));
+  writeFileAtomic(out, encodePng(grid));
   return { ...grid, checkpoints: resolved };
 }

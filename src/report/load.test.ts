@@ -121,3 +121,20 @@ test('teacherRef: any key naming a teacher, string or object', () => {
   assert.equal(teacherRef({ model: 'resnet' }), undefined);
   assert.equal(teacherRef(undefined), undefined);
 });
+
+test('names and keys from files (__proto__, constructor) load and render as plain data, never reaching Object.prototype', async () => {
+  const suite = join(root, 'proto-suite');
+  for (const [dir, name] of [['a', '__proto__'], ['b', 'constructor'], ['c', 'toString']]) {
+    mkdirSync(join(suite, dir), { recursive: true });
+    // JSON text, so '__proto__' is an own key as a crafted file would have it.
+    writeFileSync(join(suite, dir, 'run.json'), `{"name":${JSON.stringify(name)},"engine":"e","startedAt":"t","status":"completed","__proto__":{"polluted":1},"config":{"__proto__":{"polluted":2},"constructor":{"polluted":3},"teacher":{"__proto__":"x"}}}`);
+    writeFileSync(join(suite, dir, 'metrics.jsonl'), [epoch(1, 0.5).replace('{', '{"__proto__":{"polluted":4},'), epoch(2, 0.6)].join('\n') + '\n');
+  }
+  const s = loadSuite(suite);
+  assert.deepEqual(s.runs.map((r) => r.name).sort(), ['__proto__', 'constructor', 'toString']);
+  for (const r of s.runs) assert.deepEqual(r.epochs.map((e) => e.valAcc), [0.5, 0.6]);
+  const { renderReport } = await import('./report.ts');
+  const out = await renderReport(s);
+  for (const n of ['__proto__', 'constructor', 'toString']) assert.ok(out.html.includes(n), n);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});

@@ -52,6 +52,7 @@ export function loadRun(dir: string): RunData {
   const abs = resolve(dir);
   const metricsPath = join(abs, METRICS);
   if (!existsSync(metricsPath)) throw new DataError(`${metricsPath}: no metrics.jsonl; is ${abs} a run directory (runs/<suite>/<name>/)?`);
+  if (!statSync(metricsPath).isFile()) throw new DataError(`${metricsPath}: not a file (a directory?); the run directory ${abs} is damaged`);
   const warnings: string[] = [];
   let info: RunInfo | undefined;
   const infoPath = join(abs, 'run.json');

@@ -8,7 +8,7 @@
  * teacher's last epoch and its FLOPs by the teacher's total, so the curves read as one training
  * history and the FLOPs a student needed include its teacher's.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { checkOutputFile, writeFileAtomic } from '../io/atomic.ts';
 import { dirname, join, resolve } from 'node:path';
 import { TRAIN_FLOPS_PER_FORWARD_MAC } from '../train/metrics.ts';
 import { chartSpec, MARKER_LABEL, renderSvg, type CurvePoint, type TransformMarker, type XAxis, type YField } from './charts.ts';
@@ -194,16 +194,16 @@ export interface WrittenReport { html: string; svgs: string[]; summary: ReportSu
 
 /** Loads the run or suite in `dir`, renders it and writes report.html plus one SVG per chart. */
 export async function writeReport(dir: string, opts: WriteReportOptions = {}): Promise<WrittenReport> {
+  const html = resolve(opts.out ?? join(dir, 'report.html'));
+  checkOutputFile(html, 'report file');
   const suite = loadSuite(dir);
   const rendered = await renderReport(suite);
-  const html = resolve(opts.out ?? join(dir, 'report.html'));
   const outDir = dirname(html);
-  mkdirSync(outDir, { recursive: true });
-  writeFileSync(html, rendered.html);
+  writeFileAtomic(html, rendered.html);
   const svgs: string[] = [];
   for (const [name, svg] of Object.entries(rendered.svgs)) {
     const p = join(outDir, name);
-    writeFileSync(p, svg);
+    writeFileAtomic(p, svg);
     svgs.push(p);
   }
   return { html, svgs, summary: rendered.summary };

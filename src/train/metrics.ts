@@ -1,3 +1,6 @@
+import { z } from 'zod';
+import { CheckpointError } from '../errors.ts';
+
 /**
  * The records a training run writes to `metrics.jsonl`, one JSON object a line, and the run's
  * `run.json`. Reports read these; keep fields additive.
@@ -62,6 +65,46 @@ export interface RunInfo {
   engine: string;
   startedAt: string;
   finishedAt?: string;
-  status: 'running' | 'completed' | 'failed';
+  /** 'stopped': ended early as asked (`stopAfterEpoch`), to be continued with resume. */
+  status: 'running' | 'completed' | 'stopped' | 'failed';
+  /** Every engine the run has trained on, with the epoch (completed) it took over from. */
+  engines?: { engine: string; fromEpoch: number }[];
+  stoppedAt?: string;
   error?: string;
+}
+
+// Schemas of the records, to check a metrics.jsonl before a resume builds on it. Loose objects:
+// fields are additive. NaN and infinities are written by JSON as null.
+const metric = z.number().nullable();
+const count = z.number().int().min(0);
+const EpochRecordSchema = z.looseObject({
+  type: z.literal('epoch'), epoch: z.number().int().min(1), step: count, lr: z.number(), trainLoss: metric, trainAcc: metric, valLoss: metric, valAcc: metric,
+  flops: z.number().min(0), macsPerExample: count, params: count, arch: z.string(), wallSeconds: z.number().min(0),
+});
+const TransformRecordSchema = z.looseObject({
+  type: z.literal('transform'), epoch: count, step: count, transform: z.enum(['widen', 'deepen', 'kernel']), method: z.string(), spec: z.string(),
+  valAccBefore: metric, valAccAfter: metric, valLossBefore: metric, valLossAfter: metric, paramsBefore: count, paramsAfter: count,
+  archBefore: z.string(), archAfter: z.string(), flops: z.number().min(0),
+});
+const MetricsRecordSchema = z.discriminatedUnion('type', [EpochRecordSchema, TransformRecordSchema]);
+
+/**
+ * Parses metrics.jsonl text (blank lines skipped), at most `max` records, each checked against
+ * the record schemas. A bad line is a CheckpointError naming `path:line`. Returns the records
+ * and their lines as written.
+ */
+export function parseMetrics(text: string, path: string, max = Infinity): { records: MetricsRecord[]; lines: string[] } {
+  const records: MetricsRecord[] = [], lines: string[] = [];
+  const all = text.split('\n');
+  for (let i = 0; i < all.length && records.length < max; i++) {
+    const line = all[i];
+    if (!line.trim()) continue;
+    let obj: unknown;
+    try { obj = JSON.parse(line); } catch (e) { throw new CheckpointError(`${path}:${i + 1}: not JSON (${(e as Error).message}); the run's metrics are damaged`); }
+    const r = MetricsRecordSchema.safeParse(obj);
+    if (!r.success) throw new CheckpointError(`${path}:${i + 1}: not a metrics record:\n${z.prettifyError(r.error)}`);
+    records.push(r.data as unknown as MetricsRecord);
+    lines.push(line);
+  }
+  return { records, lines };
 }

@@ -17,7 +17,8 @@ describe('schedules', () => {
   it('rejects malformed transforms with a message that shows the syntax', () => {
     for (const [s, why] of [['widen25', /cannot parse/], ['widen@1:foo', /unknown widen method 'foo'/], ['deepen@1:netmorph', /unknown deepen method/],
       ['widen@1:r2r:0.5', /factor must be > 1/], ['deepen@1:r2r:1.5', /positive integer/], ['widen@1:r2r:1.5:bogus=1', /unknown option 'bogus'/],
-      ['widen@1:r2r:1.5:init=xavier', /init must be one of/]] as const) {
+      ['widen@1:r2r:1.5:init=xavier', /init must be one of/], ['widen@1:r2r:1.5:seed=0.5', /seed must be an integer, got '0\.5'/],
+      ['widen@1:r2r:1.5:noise=-1', /noise must be >= 0, got '-1'/], ['deepen@1:r2r:scale=-2', /scale must be >= 0/], ['widen@1:r2r:1.5:__proto__=1', /unknown option '__proto__'/]] as const) {
       assert.throws(() => parseTransformSpec(s), (e: unknown) => (e as { code?: string }).code === 'R2R_USAGE' && why.test((e as Error).message) && /widen@25:r2r:1\.5/.test((e as Error).message), s);
     }
   });

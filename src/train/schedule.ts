@@ -29,9 +29,10 @@ function bad(spec: string, why: string): UsageError {
   return new UsageError(`transform '${spec}': ${why}; write <widen|deepen>@<epoch>:<method>[:<amount>][:key=value...], e.g. widen@25:r2r:1.5 or deepen@0:r2r:2`);
 }
 
-function num(spec: string, what: string, v: string): number {
+function num(spec: string, what: string, v: string, min?: number): number {
   const x = Number(v);
   if (v.trim() === '' || !Number.isFinite(x)) throw bad(spec, `${what} must be a number, got '${v}'`);
+  if (min !== undefined && x < min) throw bad(spec, `${what} must be >= ${min}, got '${v}'`);
   return x;
 }
 
@@ -47,7 +48,7 @@ export function parseTransformSpec(spec: string): ScheduledTransform {
   if (!methods.includes(method)) throw bad(spec, `unknown ${kind} method '${rawMethod}' (choose ${methods.join(', ')})`);
   let amount: string | undefined;
   if (parts.length && !parts[0].includes('=')) amount = parts.shift();
-  const kv: Record<string, string> = {};
+  const kv: Record<string, string> = Object.create(null); // keys are user text ('__proto__=1' is an unknown option)
   for (const p of parts) {
     const i = p.indexOf('=');
     if (i <= 0) throw bad(spec, `expected key=value, got '${p}'`);
@@ -58,9 +59,10 @@ export function parseTransformSpec(spec: string): ScheduledTransform {
     if (!INITS.includes(kv.init as InitMethod)) throw bad(spec, `init must be one of ${INITS.join(', ')}, got '${kv.init}'`);
     init.method = kv.init as InitMethod;
   }
-  if (kv.scale !== undefined) init.scale = num(spec, 'scale', kv.scale);
-  if (kv.noise !== undefined) init.noise = num(spec, 'noise', kv.noise);
+  if (kv.scale !== undefined) init.scale = num(spec, 'scale', kv.scale, 0);
+  if (kv.noise !== undefined) init.noise = num(spec, 'noise', kv.noise, 0);
   const seed = kv.seed !== undefined ? num(spec, 'seed', kv.seed) : undefined;
+  if (seed !== undefined && !Number.isInteger(seed)) throw bad(spec, `seed must be an integer, got '${kv.seed}'`);
   const known = kind === 'widen' ? ['init', 'scale', 'noise', 'seed', 'at', 'zero'] : ['init', 'scale', 'noise', 'seed', 'after'];
   for (const k of Object.keys(kv)) if (!known.includes(k)) throw bad(spec, `unknown option '${k}' (known: ${known.join(', ')})`);
 

@@ -5,7 +5,9 @@
  * stops the run with the last good checkpoint intact.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { R2RError } from '../errors.ts';
 import { resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,8 +36,8 @@ const start = (model = 'resnet-cifar10') => {
   return { graph, weights: initWeights(graph, new Rng(7)) };
 };
 let n = 0;
-const run = (config: Partial<TrainConfig>, extra: { model?: string; resume?: boolean; stopAfterEpoch?: number; dir?: string } = {}) =>
-  train({ dir: extra.dir ?? join(tmp, `run${n++}`), name: 'test', config: { ...base, ...config }, data, engine, start: start(extra.model), resume: extra.resume, stopAfterEpoch: extra.stopAfterEpoch });
+const run = (config: Partial<TrainConfig>, extra: { model?: string; resume?: boolean; overwrite?: boolean; stopAfterEpoch?: number; dir?: string; engine?: Engine } = {}) =>
+  train({ dir: extra.dir ?? join(tmp, `run${n++}`), name: 'test', config: { ...base, ...config }, data, engine: extra.engine ?? engine, start: start(extra.model), resume: extra.resume, overwrite: extra.overwrite, stopAfterEpoch: extra.stopAfterEpoch });
 
 const epochsOf = (r: MetricsRecord[]) => r.filter((x): x is EpochRecord => x.type === 'epoch');
 const transformOf = (r: MetricsRecord[]) => r.find((x): x is TransformRecord => x.type === 'transform')!;
@@ -108,6 +110,72 @@ describe('trainer (tfjs wasm, synthetic data)', () => {
     const info = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
     assert.equal(info.status, 'failed');
     assert.match(info.error, /diverged/);
+  });
+});
+
+describe('trainer: nothing lost, bad requests refused before the first step', () => {
+  const code = (c: string, re: RegExp) => (e: unknown) => e instanceof R2RError && e.code === c && re.test(e.message);
+  const files = (dir: string) => readdirSync(dir).sort().map((f) => [f, existsSync(join(dir, f, 'x')) ? '' : (f.endsWith('.json') || f.endsWith('.jsonl') ? readFileSync(join(dir, f), 'utf8') : readdirSync(join(dir, f)).join())]);
+
+  it('a directory holding a run is refused without resume or overwrite, untouched; overwrite replaces it all', async () => {
+    const dir = join(tmp, 'exists');
+    await run({ epochs: 2, transforms: ['widen@1:r2r:1.5'] }, { dir, model: 'mlp' });
+    const before = files(dir);
+    assert.ok(before.some(([f]) => f.startsWith('after-transform-')));
+    await assert.rejects(run({ epochs: 1 }, { dir, model: 'mlp' }), code('R2R_RUN_EXISTS', /already holds a run \(after-transform-e0001-0, checkpoints, final, metrics\.jsonl, run\.json\); .*--resume.*--overwrite/));
+    assert.deepEqual(files(dir), before);
+    const r = await run({ epochs: 1 }, { dir, model: 'mlp', overwrite: true });
+    assert.equal(r.status, 'completed');
+    assert.deepEqual(readdirSync(dir).sort(), ['checkpoints', 'final', 'metrics.jsonl', 'run.json']);
+    assert.equal(readMetrics(dir).length, 1);
+  });
+
+  it('a file given as the run directory, or a metrics.jsonl that is a directory, is an R2R_IO error', async () => {
+    const f = join(tmp, 'a-file');
+    writeFileSync(f, 'x');
+    await assert.rejects(run({ epochs: 1 }, { dir: f, model: 'mlp' }), code('R2R_IO', /run directory \(--out\) .*a-file: is a file, not a directory/));
+    const d = join(tmp, 'metrics-dir');
+    mkdirSync(join(d, 'metrics.jsonl'), { recursive: true });
+    await assert.rejects(run({ epochs: 1 }, { dir: d, model: 'mlp', resume: true }), code('R2R_IO', /metrics\.jsonl is not a file/));
+  });
+
+  it('a transform that cannot apply, an lr drop past the end, --keep -1, --stop-after 0 and a fractional seed fail before anything is written', async () => {
+    const dir = join(tmp, 'never');
+    await assert.rejects(run({ epochs: 6, transforms: ['widen@5:r2r:1.01'] }, { dir }), code('R2R_TRANSFORM', /^transform 'widen@5:r2r:1\.01' \(checked before training\): widen: factor 1\.01 adds no channel/));
+    await assert.rejects(run({ epochs: 3, transforms: ['deepen@1:r2r', 'widen@2:r2r:1.5:at=nope'] }, { dir }), code('R2R_TRANSFORM', /^transform 'widen@2:r2r:1\.5:at=nope' .*no node named 'nope'/));
+    await assert.rejects(run({ epochs: 3, transforms: ['widen@2:r2r:1000000'] }, { dir }), code('R2R_TOO_LARGE', /^transform 'widen@2:r2r:1000000' .*the student needs about .* more than the limit/));
+    await assert.rejects(run({ epochs: 3, lrDrops: ['/5@99'] }, { dir }), code('R2R_USAGE', /learning-rate drop '\/5@99' is at epoch 99, but the run has only 3 epochs/));
+    await assert.rejects(run({ keepCheckpoints: -1 }, { dir }), code('R2R_USAGE', /--keep.* got -1/));
+    await assert.rejects(run({ seed: 0.5 }, { dir }), code('R2R_USAGE', /seed must be an integer, got 0\.5/));
+    await assert.rejects(run({}, { dir, stopAfterEpoch: 0 }), code('R2R_USAGE', /--stop-after must be an integer >= 1.* got 0/));
+    assert.equal(existsSync(dir), false);
+  });
+
+  it('a stopped run says "stopped"; a bad metrics line refuses the resume before anything is cut; a resume on another engine records both', async () => {
+    const dir = join(tmp, 'stopped');
+    const config: Partial<TrainConfig> = { epochs: 3 };
+    await run(config, { dir, model: 'mlp', stopAfterEpoch: 2 });
+    const info = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+    assert.equal(info.status, 'stopped');
+    const good = readFileSync(join(dir, 'metrics.jsonl'), 'utf8');
+    for (const bad of ['{"type":"epoch","epoch":"x"}', 'not json', '{"type":"other"}']) {
+      const lines = good.split('\n'); lines[1] = bad;
+      writeFileSync(join(dir, 'metrics.jsonl'), lines.join('\n'));
+      await assert.rejects(run(config, { dir, model: 'mlp', resume: true }), code('R2R_CHECKPOINT', /metrics\.jsonl:2: not/), bad);
+      assert.equal(readFileSync(join(dir, 'metrics.jsonl'), 'utf8'), lines.join('\n'), 'nothing cut');
+      assert.equal(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')).status, 'stopped');
+    }
+    writeFileSync(join(dir, 'metrics.jsonl'), good);
+    // A write killed mid-way left a temporary: the next start removes it.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    mkdirSync(join(dir, 'checkpoints', `.epoch-0003.tmp-${dead}-0badc0de`));
+    const other = Object.create(engine, { description: { value: 'another engine' } }) as Engine;
+    const r = await run(config, { dir, model: 'mlp', resume: true, engine: other });
+    assert.equal(r.status, 'completed');
+    const after = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+    assert.deepEqual(after.engines, [{ engine: engine.description, fromEpoch: 0 }, { engine: 'another engine', fromEpoch: 2 }]);
+    assert.equal(after.startedAt, info.startedAt);
+    assert.deepEqual(readdirSync(join(dir, 'checkpoints')), ['epoch-0002', 'epoch-0003']);
   });
 });
 

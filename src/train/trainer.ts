@@ -15,19 +15,22 @@
  * state, and metrics.jsonl is cut back to the lines it had when that checkpoint was written, so a
  * run stopped after any epoch and resumed writes the same metrics as an uninterrupted run.
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CheckpointError, R2RError, UsageError } from '../errors.ts';
+import { z } from 'zod';
+import { CheckpointError, FileError, R2RError, RunExistsError, UsageError } from '../errors.ts';
 import type { Dataset, Split } from '../data/dataset.ts';
 import { augmentBatch, gatherBatch, shuffledOrder } from '../data/dataset.ts';
 import type { DatasetHandle, Engine, EngineModel, OptimizerConfig, OptimizerState } from '../engines/engine.ts';
-import { writeFileAtomic } from '../io/atomic.ts';
-import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
+import { checkOutputDir, removeStaleTemps, writeFileAtomic } from '../io/atomic.ts';
+import { isCheckpoint, loadCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
 import { architectureId, countMacs, countParams } from '../ir/graph.ts';
 import type { Graph, Weights } from '../ir/types.ts';
 import { Rng } from '../rng.ts';
 import { applyTransform, mapOptimizerState } from '../transforms/index.ts';
-import { TRAIN_FLOPS_PER_FORWARD_MAC, type EpochRecord, type MetricsRecord, type RunInfo, type TransformRecord } from './metrics.ts';
+import { estimateStudent } from '../transforms/estimate.ts';
+import { assertFits, estimateSize, type MemoryLimit } from '../ir/budget.ts';
+import { parseMetrics, TRAIN_FLOPS_PER_FORWARD_MAC, type EpochRecord, type MetricsRecord, type RunInfo, type TransformRecord } from './metrics.ts';
 import { lrAt, parseLrDrop, parseTransformSpec, type LrDrop, type ScheduledTransform } from './schedule.ts';
 
 /** Training stopped on a NaN or infinite loss. */
@@ -82,11 +85,18 @@ export interface TrainOptions {
   start: RunStart;
   /** Continue from the latest checkpoint in `dir` (a fresh start when there is none). */
   resume?: boolean;
+  /**
+   * Replace a run already in `dir` (its metrics, checkpoints, final/ and after-transform
+   * checkpoints). Without it (and without `resume`), a directory holding a run is refused.
+   */
+  overwrite?: boolean;
   /** Stop (as if killed) after this many epochs, leaving the checkpoint to resume from. */
   stopAfterEpoch?: number;
   /** Extra fields for run.json's config (model, data, teacher, ...). */
   describe?: Record<string, unknown>;
   hooks?: TrainHooks;
+  /** Size guard for scheduled transforms (default: R2R_MEMORY_LIMIT, else half the machine's memory). */
+  memoryLimit?: MemoryLimit;
 }
 
 export interface TrainResult {
@@ -101,15 +111,30 @@ export interface TrainResult {
   optimizer?: OptimizerState;
 }
 
-/** What a checkpoint's state.json holds. */
-interface TrainerState {
-  epoch: number;
-  step: number;
-  flops: number;
-  wallSeconds: number;
-  dataRng: number[];
-  metricsLines: number;
-  configKey: string;
+/** What a checkpoint's state.json holds (checked before a resume writes anything). */
+const TrainerStateSchema = z.object({
+  epoch: z.number().int().min(0),
+  step: z.number().int().min(0),
+  flops: z.number().min(0),
+  wallSeconds: z.number().min(0),
+  /** Rng.getState(): four words and the spare normal (NaN, written as null, when none). */
+  dataRng: z.array(z.number().nullable()).min(4),
+  metricsLines: z.number().int().min(0),
+  configKey: z.string(),
+});
+type TrainerState = z.infer<typeof TrainerStateSchema>;
+
+/** What a run directory holds that a new run would replace. */
+const RUN_ARTIFACTS = /^(run\.json|metrics\.jsonl|checkpoints|final|after-transform-e\d+-\d+)$/;
+
+/** Run names become one directory: one path segment of safe characters. */
+const RUN_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+
+/** Refuses a run name that is not one safe path segment (`../x`, '', '.', 'a/b'). */
+export function validateRunName(name: string, what = 'run name'): void {
+  if (!RUN_NAME.test(name)) {
+    throw new UsageError(`${what} ${JSON.stringify(name)} is not allowed: use 1 to 128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit (it names one directory)`);
+  }
 }
 
 const EPOCH_DIR = (e: number) => `epoch-${String(e).padStart(4, '0')}`;
@@ -118,12 +143,18 @@ export function validateConfig(c: TrainConfig): { drops: LrDrop[]; schedule: Sch
   const posInt = (v: number, what: string, min = 1) => { if (!Number.isInteger(v) || v < min) throw new UsageError(`${what} must be an integer >= ${min}, got ${v}`); };
   posInt(c.epochs, 'epochs');
   posInt(c.batchSize, 'batch size');
+  if (c.keepCheckpoints !== undefined) posInt(c.keepCheckpoints, 'checkpoints to keep (--keep)', 0);
+  if (!Number.isInteger(c.seed)) throw new UsageError(`seed must be an integer, got ${c.seed}`);
+  if (c.momentum !== undefined && !(c.momentum >= 0 && c.momentum < 1)) throw new UsageError(`SGD momentum must be in [0, 1), got ${c.momentum}`);
   if (!(c.lr > 0)) throw new UsageError(`learning rate must be > 0, got ${c.lr}`);
   if (!(c.weightDecay >= 0)) throw new UsageError(`weight decay must be >= 0, got ${c.weightDecay}`);
   if (c.optimizer !== 'adam' && c.optimizer !== 'sgd') throw new UsageError(`optimizer must be adam or sgd, got '${c.optimizer}'`);
   const drops = c.lrDrops.map(parseLrDrop);
   const schedule = c.transforms.map(parseTransformSpec);
   for (const t of schedule) if (t.epoch >= c.epochs) throw new UsageError(`transform '${t.spec}' is at epoch ${t.epoch}, but the run has only ${c.epochs} epochs`);
+  drops.forEach((d, i) => {
+    if (d.epoch >= c.epochs) throw new UsageError(`learning-rate drop '${c.lrDrops[i]}' is at epoch ${d.epoch}, but the run has only ${c.epochs} epochs: it would never apply`);
+  });
   return { drops, schedule };
 }
 
@@ -131,15 +162,35 @@ export function optimizerConfig(c: TrainConfig, lr: number): OptimizerConfig {
   return c.optimizer === 'adam' ? { kind: 'adam', lr, weightDecay: c.weightDecay } : { kind: 'sgd', lr, momentum: c.momentum ?? 0.9, weightDecay: c.weightDecay };
 }
 
+/**
+ * The run artefacts in `dir` (empty when there is none). Throws when `dir` or its metrics.jsonl
+ * is not what a run directory needs (a file where a directory must be, or the reverse).
+ */
+export function existingRun(dir: string): string[] {
+  checkOutputDir(dir, 'run directory (--out)');
+  if (!existsSync(dir)) return [];
+  const m = join(dir, 'metrics.jsonl');
+  if (existsSync(m) && !statSync(m).isFile()) throw new FileError(`${m} is not a file (a directory?); the run directory ${dir} is damaged: move it away or give another --out`);
+  return readdirSync(dir).filter((n) => RUN_ARTIFACTS.test(n)).sort();
+}
+
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { dir, config, data, engine } = opts;
   const { drops, schedule } = validateConfig(config);
+  if (opts.stopAfterEpoch !== undefined && !(Number.isInteger(opts.stopAfterEpoch) && opts.stopAfterEpoch >= 1)) {
+    throw new UsageError(`--stop-after must be an integer >= 1 (epochs to train before stopping), got ${opts.stopAfterEpoch}`);
+  }
+  if (opts.resume && opts.overwrite) throw new UsageError('give --resume or --overwrite, not both');
   const log = opts.hooks?.log ?? (() => {});
   // What must match for a resume (how many checkpoints to keep need not).
   const configKey = JSON.stringify({ config: { ...config, keepCheckpoints: undefined }, data: data.info });
   const metricsPath = join(dir, 'metrics.jsonl');
   const ckptRoot = join(dir, 'checkpoints');
-  mkdirSync(dir, { recursive: true });
+  const existing = existingRun(dir);
+  // Never destroy a previous run by default: it is resumed, replaced on request, or refused.
+  if (existing.length && !opts.resume && !opts.overwrite) {
+    throw new RunExistsError(`${dir} already holds a run (${existing.join(', ')}); continue it with --resume, replace it with --overwrite, or choose another --out or --name`);
+  }
 
   let graph = opts.start.graph, weights = opts.start.weights;
   let optState = config.resetOptimizer ? undefined : opts.start.optimizer;
@@ -150,31 +201,58 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let st: TrainerState = { epoch: 0, step: 0, flops: 0, wallSeconds: 0, dataRng: new Rng(`data:${config.seed}`).getState(), metricsLines: 0, configKey };
   let records: MetricsRecord[] = [];
 
-  const latest = opts.resume ? latestCheckpoint(ckptRoot) : undefined;
+  // Everything a resume needs is read and checked before anything in the run directory changes.
+  // A completed run whose epoch checkpoints were removed (keep 0) resumes from final/.
+  const finalDir = join(dir, 'final');
+  const latest = opts.resume ? latestCheckpoint(ckptRoot) ?? (isCheckpoint(finalDir) ? finalDir : undefined) : undefined;
+  let metricsLines: string[] = [];
   if (latest) {
     const ck = loadCheckpoint(latest);
-    const s = ck.state as unknown as TrainerState | undefined;
-    if (!s || typeof s.epoch !== 'number') throw new CheckpointError(`${latest}: no trainer state (state.json); cannot resume from it`);
+    if (!ck.state) throw new CheckpointError(`${latest}: no trainer state (state.json); cannot resume from it`);
+    const parsed = TrainerStateSchema.safeParse(ck.state);
+    if (!parsed.success) throw new CheckpointError(`${join(latest, 'state.json')}: not a trainer state:\n${z.prettifyError(parsed.error)}`);
+    const s = parsed.data;
     if (s.configKey !== configKey) throw new UsageError(`${latest}: the checkpoint was written with a different configuration or data; resume with the same flags, or start a new run without --resume`);
     graph = ck.graph; weights = ck.weights; optState = ck.optimizer; st = s;
-    const lines = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim()) : [];
-    if (lines.length < s.metricsLines) throw new CheckpointError(`${metricsPath}: has ${lines.length} records but checkpoint ${latest} expects ${s.metricsLines}; the run directory is inconsistent`);
-    writeFileAtomic(metricsPath, lines.slice(0, s.metricsLines).map((l) => l + '\n').join(''));
-    records = lines.slice(0, s.metricsLines).map((l) => JSON.parse(l) as MetricsRecord);
-    log(`${opts.name}: resuming from ${latest} (epoch ${s.epoch}/${config.epochs})`);
+    const text = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8') : '';
+    const count = text.split('\n').filter((l) => l.trim()).length;
+    if (count < s.metricsLines) throw new CheckpointError(`${metricsPath}: has ${count} records but checkpoint ${latest} expects ${s.metricsLines}; the run directory is inconsistent`);
+    // Lines after the checkpoint are cut (a killed epoch may have left a half-written one); the kept ones must be valid records.
+    ({ records, lines: metricsLines } = parseMetrics(text, metricsPath, s.metricsLines));
+  }
+  assertFits(`${opts.name}: the model (batch ${config.batchSize})`, [estimateSize(graph, config.batchSize)], opts.memoryLimit);
+  // Transforms still to come are dry-run now, so a bad spec fails before the first step, not at its epoch.
+  checkSchedule(graph, weights, schedule, config.seed, st.epoch, { batch: config.batchSize, memoryLimit: opts.memoryLimit });
+
+  mkdirSync(dir, { recursive: true });
+  removeStaleTemps(dir);
+  removeStaleTemps(ckptRoot);
+  let previous: RunInfo | undefined;
+  if (latest) {
+    previous = readRunInfo(dir);
+    writeFileAtomic(metricsPath, metricsLines.map((l) => l + '\n').join(''));
+    log(`${opts.name}: resuming from ${latest} (epoch ${st.epoch}/${config.epochs})`);
   } else {
+    for (const n of existing) rmSync(join(dir, n), { recursive: true, force: true });
     writeFileAtomic(metricsPath, '');
-    rmSync(ckptRoot, { recursive: true, force: true });
   }
 
+  // A run resumed on another engine is accepted (checkpoints are engine-independent) and run.json
+  // lists every engine with the epoch it took over from, so no number is attributed to the wrong one.
+  const engines = previous?.engines ?? (previous ? [{ engine: previous.engine, fromEpoch: 0 }] : []);
+  const last = engines[engines.length - 1];
+  if (!last || last.engine !== engine.description) {
+    if (last) log(`${opts.name}: note: epochs ${last.fromEpoch + 1}-${st.epoch} ran on ${last.engine}, the rest runs on ${engine.description}; run.json records both`);
+    engines.push({ engine: engine.description, fromEpoch: st.epoch });
+  }
   const runInfo: RunInfo = {
-    name: opts.name, suite: opts.suite, engine: engine.description, startedAt: new Date().toISOString(), status: 'running',
+    name: opts.name, suite: opts.suite, engine: engine.description, engines, startedAt: previous?.startedAt ?? new Date().toISOString(), status: 'running',
     config: { ...opts.describe, train: config, data: data.info, resumedFromEpoch: latest ? st.epoch : undefined },
   };
   writeRunInfo(dir, runInfo);
 
   const dataRng = new Rng(0);
-  dataRng.setState(st.dataRng);
+  dataRng.setState(st.dataRng.map((v) => v ?? NaN));
   const t0 = Date.now() - st.wallSeconds * 1000;
   const wall = () => (Date.now() - t0) / 1000;
   const emit = (r: MetricsRecord) => { records.push(r); appendFileSync(metricsPath, JSON.stringify(r) + '\n'); };
@@ -249,6 +327,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       pruneCheckpoints(ckptRoot, config.keepCheckpoints ?? 2);
       if (opts.stopAfterEpoch !== undefined && e + 1 >= opts.stopAfterEpoch && e + 1 < config.epochs) {
         log(`${opts.name}: stopped after epoch ${e + 1} as asked; continue with --resume`);
+        writeRunInfo(dir, { ...runInfo, status: 'stopped', stoppedAt: new Date().toISOString() });
         return result('stopped');
       }
     }
@@ -274,6 +353,42 @@ const pct = (a: number) => `${(100 * a).toFixed(2)}%`;
 
 function writeRunInfo(dir: string, info: RunInfo): void {
   writeFileAtomic(join(dir, 'run.json'), JSON.stringify(info, null, 2) + '\n');
+}
+
+/** The run.json a resumed run carries on (start time, engines); undefined when unreadable. */
+function readRunInfo(dir: string): RunInfo | undefined {
+  try {
+    const info = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as RunInfo;
+    if (typeof info !== 'object' || info === null || typeof info.engine !== 'string') return undefined;
+    const engines = Array.isArray(info.engines) && info.engines.every((x) => typeof x?.engine === 'string' && Number.isInteger(x?.fromEpoch)) ? info.engines : undefined;
+    return { ...info, startedAt: typeof info.startedAt === 'string' ? info.startedAt : new Date().toISOString(), engines };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Applies every transform still to come (epoch >= `fromEpoch`) in schedule order to the graph,
+ * as the run will, and throws the first error, prefixed with its spec. Transforms are pure, so
+ * this is the real check at the cost of one transform each; weights are the starting ones
+ * (transforms check structure and shapes, not values).
+ */
+export function checkSchedule(graph: Graph, weights: Weights, schedule: ScheduledTransform[], seed: number, fromEpoch = 0, size: { batch?: number; memoryLimit?: MemoryLimit } = {}): void {
+  const order = schedule.map((t, i) => ({ t, i })).filter(({ t }) => t.epoch >= fromEpoch).sort((a, b) => a.t.epoch - b.t.epoch || a.i - b.i);
+  let g = graph, w = weights;
+  for (const { t, i } of order) {
+    try {
+      const spec = { ...t.transform, seed: t.transform.seed ?? seed + i };
+      // The student must fit before it is built (a widen by 1e6 would otherwise fill the memory).
+      const est = estimateStudent(g, w, spec, size.batch ?? 1);
+      if (est) assertFits('the student', [est], size.memoryLimit);
+      const res = applyTransform(g, w, spec);
+      g = res.graph; w = res.weights;
+    } catch (e) {
+      if (e instanceof R2RError) e.message = `transform '${t.spec}' (checked before training): ${e.message}`;
+      throw e;
+    }
+  }
 }
 
 export function latestCheckpoint(root: string): string | undefined {
@@ -329,9 +444,9 @@ async function validate(model: EngineModel, split: Split, handle: DatasetHandle 
   return { loss: loss / split.n, acc: correct / split.n };
 }
 
-/** Reads a run's metrics.jsonl. */
+/** Reads a run's metrics.jsonl, every line checked (CheckpointError naming file and line). */
 export function readMetrics(dir: string): MetricsRecord[] {
   const p = join(dir, 'metrics.jsonl');
   if (!existsSync(p)) return [];
-  return readFileSync(p, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricsRecord);
+  return parseMetrics(readFileSync(p, 'utf8'), p).records;
 }

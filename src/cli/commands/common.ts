@@ -4,6 +4,7 @@ import { UsageError } from '../../errors.ts';
 import { loadCheckpoint } from '../../io/checkpoint.ts';
 import type { Graph, Weights } from '../../ir/types.ts';
 import { initWeights } from '../../ir/weights.ts';
+import { assertFits, estimateSize } from '../../ir/budget.ts';
 import { ZOO, zooModel } from '../../models/zoo.ts';
 import { Rng } from '../../rng.ts';
 import { ENGINE_NAMES } from '../../engines/registry.ts';
@@ -12,21 +13,27 @@ export const engineOption = () =>
   new Option('--engine <name>', 'engine: auto prefers the native libtorch engine, else TensorFlow.js').choices(ENGINE_NAMES).default('auto' as const);
 
 export const modelOption = () => new Option('--model <name>', `zoo model: ${ZOO.map((z) => z.name).join(', ')}`);
-export const widthOption = () => new Option('--width <r>', 'width multiplier (ResNetCifar: r, e.g. 0.125)').argParser(parseNumber('--width'));
+export const widthOption = () => new Option('--width <r>', 'width multiplier (ResNetCifar: r, e.g. 0.125)').argParser(parseNumber('--width', { above: 0 }));
 export const checkpointOption = () => new Option('--checkpoint <dir>', 'load graph and weights from a checkpoint directory');
 export const seedOption = () => new Option('--seed <n>', 'random seed').argParser(parseInteger('--seed')).default(0);
 
-export function parseNumber(flag: string) {
+/** A number flag; `above` (exclusive) or `min` (inclusive) bound it, and a bad value names the flag. */
+export function parseNumber(flag: string, bound: { min?: number; above?: number; below?: number } = {}) {
   return (v: string): number => {
     const x = Number(v);
     if (v.trim() === '' || !Number.isFinite(x)) throw new UsageError(`${flag}: expected a number, got '${v}'`);
+    if (bound.min !== undefined && x < bound.min) throw new UsageError(`${flag}: must be >= ${bound.min}, got ${v}`);
+    if (bound.above !== undefined && !(x > bound.above)) throw new UsageError(`${flag}: must be > ${bound.above}, got ${v}`);
+    if (bound.below !== undefined && !(x < bound.below)) throw new UsageError(`${flag}: must be < ${bound.below}, got ${v}`);
     return x;
   };
 }
-export function parseInteger(flag: string) {
+/** An integer flag, at least `min` when given. */
+export function parseInteger(flag: string, min?: number) {
   return (v: string): number => {
     const x = Number(v);
-    if (!Number.isInteger(x)) throw new UsageError(`${flag}: expected an integer, got '${v}'`);
+    if (v.trim() === '' || !Number.isInteger(x)) throw new UsageError(`${flag}: expected an integer, got '${v}'`);
+    if (min !== undefined && x < min) throw new UsageError(`${flag}: must be an integer >= ${min}, got ${v}`);
     return x;
   };
 }
@@ -35,7 +42,7 @@ export function parseInteger(flag: string) {
  * The network a command works on: a checkpoint, or a zoo model with seeded weights. Zoo weights get
  * non-trivial batch-norm statistics so exactness checks cannot pass on identity batch norms.
  */
-export function loadModel(o: { model?: string; width?: number; checkpoint?: string; seed?: number }): { graph: Graph; weights: Weights; source: string } {
+export function loadModel(o: { model?: string; width?: number; checkpoint?: string; seed?: number }, need: { batch?: number } = {}): { graph: Graph; weights: Weights; source: string } {
   if (o.checkpoint && o.model) throw new UsageError('give either --model or --checkpoint, not both');
   if (o.checkpoint) {
     const c = loadCheckpoint(o.checkpoint);
@@ -43,8 +50,17 @@ export function loadModel(o: { model?: string; width?: number; checkpoint?: stri
   }
   if (!o.model) throw new UsageError(`give --model NAME (one of ${ZOO.map((z) => z.name).join(', ')}) or --checkpoint DIR`);
   const graph = zooModel(o.model, { width: o.width });
+  // Refused before the weights are allocated when they cannot fit.
+  assertFits(`${o.model}${o.width !== undefined ? ` --width ${o.width}` : ''}`, [estimateSize(graph, need.batch ?? 1)]);
   const weights = initWeights(graph, new Rng(o.seed ?? 0), { randomBatchNorm: true });
   return { graph, weights, source: graph.name ?? o.model };
+}
+
+/** The graph alone (inspect): a zoo model's weights are not made, so any size can be inspected. */
+export function loadGraph(o: { model?: string; width?: number; checkpoint?: string }): { graph: Graph; source: string } {
+  if (o.checkpoint || !o.model) return loadModel(o);
+  const graph = zooModel(o.model, { width: o.width });
+  return { graph, source: graph.name ?? o.model };
 }
 
 export function printJson(value: unknown): void {

@@ -3,9 +3,9 @@ import { Command, Option } from '@commander-js/extra-typings';
 import { channelStats, CIFAR10_CLASSES, DEFAULT_DATA_DIR, locateCifar10, readCifar10File } from '../../data/index.ts';
 import { CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, findBatchFile } from '../../data/cifar10.ts';
 import type { ImageSet } from '../../data/dataset.ts';
-import { CIFAR10_MD5, CIFAR10_URL, fetchCifar10 } from '../../data/fetch.ts';
+import { CIFAR10_MD5, CIFAR10_URL, DEFAULT_FETCH_TIMEOUT_S, fetchCifar10 } from '../../data/fetch.ts';
 import { createProgress } from '../progress.ts';
-import { formatTable, printJson } from './common.ts';
+import { formatTable, parseNumber, printJson } from './common.ts';
 
 export function register(program: Command): void {
   const data = program.command('data').description('Get and inspect the CIFAR-10 data.');
@@ -16,18 +16,33 @@ export function register(program: Command): void {
     .addOption(new Option('--url <url>', 'archive to download').default(CIFAR10_URL))
     .addOption(new Option('--dir <dir>', 'where to put the batch files').default(DEFAULT_DATA_DIR))
     .addOption(new Option('--md5 <hex>', `expected MD5 of the archive (default: ${CIFAR10_MD5} for the official URL, unchecked for others)`))
+    .addOption(new Option('--timeout <s>', 'give up after this many seconds without data from the server').argParser(parseNumber('--timeout', { above: 0 })).default(DEFAULT_FETCH_TIMEOUT_S))
     .option('--force', 'download again even when the data is already there')
     .option('--json', 'print the result as JSON')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       let bar: ReturnType<typeof createProgress> | undefined;
-      const r = await fetchCifar10({
-        url: o.url, dir: o.dir, md5: o.md5, force: o.force,
-        onProgress: (bytes, total) => {
-          bar ??= createProgress('download (MB)', Math.ceil((total ?? 170e6) / 1e6), { quiet: o.quiet });
-          bar.update(Math.floor(bytes / 1e6));
-        },
-      });
+      // Ctrl-C aborts the fetch, which removes its temporaries before the process ends (status 130).
+      const interrupt = new AbortController();
+      const stop = () => interrupt.abort();
+      process.once('SIGINT', stop).once('SIGTERM', stop);
+      let r;
+      try {
+        r = await fetchCifar10({
+          url: o.url, dir: o.dir, md5: o.md5, force: o.force, timeout: o.timeout, signal: interrupt.signal,
+          onProgress: (bytes, total) => {
+            bar ??= createProgress('download (MB)', Math.ceil((total ?? 170e6) / 1e6), { quiet: o.quiet });
+            bar.update(Math.floor(bytes / 1e6));
+          },
+        });
+      } catch (e) {
+        if (!interrupt.signal.aborted) throw e;
+        bar?.stop();
+        process.stderr.write(`r2r: ${(e as Error).message}\n`);
+        process.exit(130);
+      } finally {
+        process.off('SIGINT', stop).off('SIGTERM', stop);
+      }
       bar?.stop();
       if (o.json) { printJson(r); return; }
       if (r.skipped) console.log(`CIFAR-10 is already in ${r.dir} (use --force to download again)`);

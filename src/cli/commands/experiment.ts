@@ -21,10 +21,11 @@ export function register(program: Command): void {
     .addOption(new Option('--out <dir>', 'results root').default('runs'))
     .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
     .addOption(new Option('--seeds <n|list>', 'run every experiment for several seeds: a count N (seeds SEED..SEED+N-1) or a comma-separated list; each seed goes to OUT/seed-<s>/ and OUT/summary-<suite>.md gives the mean and spread per run').argParser(parseSeeds))
-    .addOption(new Option('--epochs <n>', 'override the preset\'s epochs for every run (transforms and drops rescaled)').argParser(parseInteger('--epochs')))
+    .addOption(new Option('--epochs <n>', 'override the preset\'s epochs for every run (transforms and drops rescaled)').argParser(parseInteger('--epochs', 1)))
     .option('--resume', 'skip completed runs and continue interrupted ones from their checkpoints')
+    .option('--overwrite', 'replace runs already in OUT (default: refuse before anything runs, so no run is lost)')
     .option('--reset-optimizer', 'fresh optimizer state at every transform (default: carried over and mapped)')
-    .addOption(new Option('--keep <n>', 'epoch checkpoints kept per run; 0 removes them when a run completes (final/ stays)').argParser(parseInteger('--keep')).default(2))
+    .addOption(new Option('--keep <n>', 'epoch checkpoints kept per run; 0 removes them when a run completes (final/ stays)').argParser(parseInteger('--keep', 0)).default(2))
     .option('--retrain-teachers', 'train teachers again even when a cached one matches')
     .addOption(engineOption()).addOption(tfjsBackendOption()).addOption(deviceOption()).addOption(threadsOption())
     .option('--json', 'print the list or the summaries as JSON')
@@ -43,7 +44,7 @@ export function register(program: Command): void {
       const defs: RunDef[] = [];
       for (const d of [...(o.suite ?? []).flatMap(suiteRuns), ...names.map(findRun)]) if (!defs.includes(d)) defs.push(d);
       const opts = {
-        out: o.out, preset: o.preset, engine: o.engine, engineOptions: engineOptions(o), seed: o.seed, resume: o.resume, resetOptimizer: o.resetOptimizer,
+        out: o.out, preset: o.preset, engine: o.engine, engineOptions: engineOptions(o), seed: o.seed, resume: o.resume, overwrite: o.overwrite, resetOptimizer: o.resetOptimizer,
         epochs: o.epochs, keepCheckpoints: o.keep, retrainTeachers: o.retrainTeachers, hooks: cliHooks(o.quiet),
         data: { dataset: (o.dataset ?? 'cifar10') as DatasetName, dir: o.data, trainLimit: o.limit, valLimit: o.valLimit },
       };

@@ -1,6 +1,7 @@
 /** `r2r filters`: a conv layer's filters as a PNG grid (the paper's figure 4). */
 import { Command, Option } from '@commander-js/extra-typings';
 import { UsageError } from '../../errors.ts';
+import { checkOutputFile } from '../../io/atomic.ts';
 import { parseInteger, printJson } from './common.ts';
 
 export function register(program: Command): void {
@@ -11,14 +12,15 @@ export function register(program: Command): void {
     .addOption(new Option('--compare <checkpoint>', 'a second checkpoint drawn as a second panel (below a blue bar)'))
     .addOption(new Option('--out <file>', 'PNG file to write').default('filters.png'))
     .addOption(new Option('--layer <node>', 'conv2d node to draw (default: the first conv)'))
-    .addOption(new Option('--old <n>', 'filters with index >= n are new (default: the smaller filter count when the panels differ, else none)').argParser(parseInteger('--old')))
+    .addOption(new Option('--old <n>', 'filters with index >= n are new (default: the smaller filter count when the panels differ, else none)').argParser(parseInteger('--old', 0)))
     .addOption(new Option('--teacher <checkpoint>', 'take the old filter count from this checkpoint\'s layer (the teacher before the widen)'))
-    .addOption(new Option('--scale <px>', 'pixels per kernel tap (default: a 7x7 filter becomes 56 px)').argParser(parseInteger('--scale')))
-    .addOption(new Option('--columns <n>', 'filters per row (default: up to 16)').argParser(parseInteger('--columns')))
+    .addOption(new Option('--scale <px>', 'pixels per kernel tap (default: a 7x7 filter becomes 56 px)').argParser(parseInteger('--scale', 1)))
+    .addOption(new Option('--columns <n>', 'filters per row (default: up to 16)').argParser(parseInteger('--columns', 1)))
     .option('--json', 'print the layout as JSON')
     .action(async (checkpoint, o) => {
       if (o.old !== undefined && o.teacher) throw new UsageError('give --old N or --teacher CHECKPOINT, not both');
       if (o.columns !== undefined && o.columns < 1) throw new UsageError(`--columns must be at least 1, got ${o.columns}`);
+      checkOutputFile(o.out, '--out', 'filters.png');
       const { writeFilters } = await import('../../report/filters.ts');
       const ckpts = o.compare ? [checkpoint, o.compare] : [checkpoint];
       const grid = writeFilters(ckpts, o.out, { layer: o.layer, old: o.old, teacher: o.teacher, scale: o.scale, columns: o.columns });

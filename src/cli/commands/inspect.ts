@@ -3,7 +3,7 @@ import { Command } from '@commander-js/extra-typings';
 import { analyzeChannelGroups } from '../../groups/analyze.ts';
 import { analyzeGraph, countMacs, countParams } from '../../ir/graph.ts';
 import { sizeOf } from '../../ir/shapes.ts';
-import { checkpointOption, formatTable, loadModel, modelOption, printJson, seedOption, widthOption } from './common.ts';
+import { checkpointOption, formatTable, loadGraph, modelOption, printJson, seedOption, widthOption } from './common.ts';
 
 export function register(program: Command): void {
   program
@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .addOption(seedOption())
     .option('--json', 'print {name, params, macs, nodes, groups} as JSON')
     .action((o) => {
-      const { graph, source } = loadModel(o);
+      const { graph, source } = loadGraph(o);
       const info = analyzeGraph(graph);
       const nodes = [...info.nodes.values()].map((ni) => ({
         name: ni.node.name,

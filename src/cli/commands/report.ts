@@ -1,6 +1,7 @@
 /** `r2r report`: a self-contained HTML report (plus one SVG per chart) of a run or a suite. */
 import { Command, Option } from '@commander-js/extra-typings';
 import { dirname, relative } from 'node:path';
+import { checkOutputFile } from '../../io/atomic.ts';
 import { formatTable, parseNumber, printJson } from './common.ts';
 
 export function register(program: Command): void {
@@ -10,9 +11,10 @@ export function register(program: Command): void {
     .argument('<dir>', 'a run directory (holds metrics.jsonl) or a suite directory holding run directories')
     .addOption(new Option('--out <file>', 'HTML file to write (default: DIR/report.html); the SVGs go in the same directory'))
     .option('--png', 'also write a PNG of every chart beside its SVG (needs headless Chromium)')
-    .addOption(new Option('--png-scale <s>', 'pixel density of the PNGs').argParser(parseNumber('--png-scale')).default(2))
+    .addOption(new Option('--png-scale <s>', 'pixel density of the PNGs').argParser(parseNumber('--png-scale', { above: 0 })).default(2))
     .option('--json', 'print the summary (the table\'s numbers and the files written) as JSON')
     .action(async (dir, o) => {
+      if (o.out) checkOutputFile(o.out, '--out', 'report.html');
       const { writeReport } = await import('../../report/report.ts');
       const written = await writeReport(dir, { out: o.out });
       const pngs: string[] = [];

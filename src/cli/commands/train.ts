@@ -6,9 +6,10 @@ import { getEngine, type EngineOptions } from '../../engines/registry.ts';
 import { UsageError } from '../../errors.ts';
 import { loadCheckpoint } from '../../io/checkpoint.ts';
 import { initWeights } from '../../ir/weights.ts';
+import { assertFits, estimateSize } from '../../ir/budget.ts';
 import { ZOO, zooModel } from '../../models/zoo.ts';
 import { Rng } from '../../rng.ts';
-import { train, type TrainHooks } from '../../train/trainer.ts';
+import { train, validateRunName, type TrainHooks } from '../../train/trainer.ts';
 import { createProgress } from '../progress.ts';
 import { engineOption, parseInteger, parseNumber, printJson } from './common.ts';
 
@@ -17,13 +18,13 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 /** Flags for where the data comes from, shared with `r2r experiment`. */
 export const dataDirOption = () => new Option('--data <dir>', 'CIFAR-10 directory (data_batch_1..5.bin, test_batch.bin, plain or .gz); default: R2R_DATA, else ./data/cifar10');
 export const datasetOption = () => new Option('--dataset <name>', 'cifar10, or synthetic (small seeded patterns, for trying things out)').choices(DATASET_NAMES);
-export const limitOption = () => new Option('--limit <n>', 'use only the first N training examples').argParser(parseInteger('--limit'));
-export const valLimitOption = () => new Option('--val-limit <n>', 'use only the first N validation (test-set) examples').argParser(parseInteger('--val-limit'));
+export const limitOption = () => new Option('--limit <n>', 'use only the first N training examples').argParser(parseInteger('--limit', 1));
+export const valLimitOption = () => new Option('--val-limit <n>', 'use only the first N validation (test-set) examples').argParser(parseInteger('--val-limit', 1));
 
 /** Engine tuning flags shared with `r2r experiment`. */
 export const tfjsBackendOption = () => new Option('--tfjs-backend <b>', 'tfjs engine backend').choices(['wasm', 'cpu'] as const);
 export const deviceOption = () => new Option('--device <d>', 'torch engine device: cpu or cuda');
-export const threadsOption = () => new Option('--threads <n>', 'intra-op threads where the engine lets us choose').argParser(parseInteger('--threads'));
+export const threadsOption = () => new Option('--threads <n>', 'intra-op threads where the engine lets us choose').argParser(parseInteger('--threads', 1));
 
 export function engineOptions(o: { tfjsBackend?: string; device?: string; threads?: number }): EngineOptions {
   return { backend: o.tfjsBackend, device: o.device, threads: o.threads };
@@ -40,32 +41,34 @@ export function cliHooks(quiet?: boolean): TrainHooks {
 export function register(program: Command): void {
   program
     .command('train')
-    .description('Train a network (a zoo model from random initialisation, or a checkpoint) on CIFAR-10 with Adam or SGD, learning-rate drops and scheduled transforms (e.g. --transform widen@25:r2r:1.5). Writes run.json, metrics.jsonl, checkpoints/ and final/ into the run directory.')
+    .description('Train a network (a zoo model from random initialisation, or a checkpoint) on CIFAR-10 with Adam or SGD, learning-rate drops and scheduled transforms (e.g. --transform widen@25:r2r:1.5). Writes run.json, metrics.jsonl, checkpoints/ and final/ into the run directory; a directory that already holds a run is refused unless --resume or --overwrite. The whole schedule is checked on the model before the first step, and every student must fit in memory (R2R_MEMORY_LIMIT, default half of this machine\'s memory).')
     .addOption(new Option('--model <name>', `zoo model: ${ZOO.map((z) => z.name).join(', ')}`))
-    .addOption(new Option('--width <r>', 'width multiplier (ResNetCifar: r, default 0.125)').argParser(parseNumber('--width')))
+    .addOption(new Option('--width <r>', 'width multiplier (ResNetCifar: r, default 0.125)').argParser(parseNumber('--width', { above: 0 })))
     .addOption(new Option('--checkpoint <dir>', 'start from a checkpoint (its optimizer state is carried in unless --reset-optimizer)'))
     .addOption(dataDirOption()).addOption(datasetOption()).addOption(limitOption()).addOption(valLimitOption())
-    .addOption(new Option('--epochs <n>', 'total epochs').argParser(parseInteger('--epochs')).default(10))
-    .addOption(new Option('--batch-size <n>', 'minibatch size').argParser(parseInteger('--batch-size')).default(128))
+    .addOption(new Option('--epochs <n>', 'total epochs').argParser(parseInteger('--epochs', 1)).default(10))
+    .addOption(new Option('--batch-size <n>', 'minibatch size').argParser(parseInteger('--batch-size', 1)).default(128))
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'sgd'] as const).default('adam' as const))
-    .addOption(new Option('--lr <x>', 'learning rate').argParser(parseNumber('--lr')).default(1e-3))
-    .addOption(new Option('--momentum <m>', 'SGD momentum').argParser(parseNumber('--momentum')).default(0.9))
-    .addOption(new Option('--weight-decay <x>', 'L2 weight decay (added to the gradient, PyTorch semantics)').argParser(parseNumber('--weight-decay')).default(0))
+    .addOption(new Option('--lr <x>', 'learning rate').argParser(parseNumber('--lr', { above: 0 })).default(1e-3))
+    .addOption(new Option('--momentum <m>', 'SGD momentum').argParser(parseNumber('--momentum', { min: 0, below: 1 })).default(0.9))
+    .addOption(new Option('--weight-decay <x>', 'L2 weight decay (added to the gradient, PyTorch semantics)').argParser(parseNumber('--weight-decay', { min: 0 })).default(0))
     .addOption(new Option('--lr-drop <spec>', 'learning-rate drop, repeatable: /FACTOR@EPOCH, e.g. /5@25').argParser(collect))
     .addOption(new Option('--transform <spec>', 'transform, repeatable: widen@EPOCH:METHOD[:FACTOR|+N][:key=value...] or deepen@EPOCH:METHOD[:BLOCKS_PER_STAGE][:key=value...]; e.g. widen@25:r2r:1.5, deepen@0:r2r:2, widen@20:r2r:1.5:init=he').argParser(collect))
     .option('--reset-optimizer', 'start a fresh optimizer after each transform (and ignore a checkpoint\'s optimizer state)')
     .option('--augment', 'random crop (padding 4) and horizontal flip (the paper uses none)')
     .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
     .addOption(new Option('--out <dir>', 'run directory (default runs/train/<name>)'))
-    .addOption(new Option('--name <name>', 'run name').default('run'))
+    .addOption(new Option('--name <name>', 'run name: letters, digits, . _ + - (one directory under runs/train/)').default('run'))
     .option('--resume', 'continue from the newest checkpoint in the run directory')
-    .addOption(new Option('--stop-after <n>', 'stop after N epochs as if killed (resume later with --resume)').argParser(parseInteger('--stop-after')))
-    .addOption(new Option('--keep <n>', 'checkpoints to keep').argParser(parseInteger('--keep')).default(2))
+    .option('--overwrite', 'replace a run already in the run directory (default: refuse, so no run is lost)')
+    .addOption(new Option('--stop-after <n>', 'stop after N epochs as if killed (resume later with --resume)').argParser(parseInteger('--stop-after', 1)))
+    .addOption(new Option('--keep <n>', 'checkpoints to keep').argParser(parseInteger('--keep', 0)).default(2))
     .addOption(engineOption()).addOption(tfjsBackendOption()).addOption(deviceOption()).addOption(threadsOption())
     .option('--json', 'print the final metrics records as JSON')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       if (!!o.model === !!o.checkpoint) throw new UsageError('give exactly one of --model NAME or --checkpoint DIR');
+      validateRunName(o.name, '--name');
       const data = loadDataset({ dataset: (o.dataset ?? 'cifar10') as DatasetName, dir: o.data, trainLimit: o.limit, valLimit: o.valLimit });
       let start;
       if (o.checkpoint) {
@@ -73,12 +76,13 @@ export function register(program: Command): void {
         start = { graph: ck.graph, weights: ck.weights, optimizer: ck.optimizer };
       } else {
         const graph = zooModel(o.model!, { width: o.width, inputShape: data.inputShape, classes: data.classes });
+        assertFits(`${o.model}${o.width !== undefined ? ` --width ${o.width}` : ''} (batch ${o.batchSize})`, [estimateSize(graph, o.batchSize)]);
         start = { graph, weights: initWeights(graph, new Rng(`init:${o.seed}`)) };
       }
       const engine = await getEngine(o.engine, engineOptions(o));
       const dir = o.out ?? join('runs', 'train', o.name);
       const r = await train({
-        dir, name: o.name, data, engine, start, resume: o.resume, stopAfterEpoch: o.stopAfter, hooks: cliHooks(o.quiet),
+        dir, name: o.name, data, engine, start, resume: o.resume, overwrite: o.overwrite, stopAfterEpoch: o.stopAfter, hooks: cliHooks(o.quiet),
         describe: { model: o.model ?? null, width: o.width ?? null, checkpoint: o.checkpoint ?? null },
         config: {
           epochs: o.epochs, batchSize: o.batchSize, optimizer: o.optimizer, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay,

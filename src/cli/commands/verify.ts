@@ -16,23 +16,23 @@ const METHODS = { widen: ['r2r', 'net2net', 'netmorph', 'random'], deepen: ['r2r
 export function register(program: Command): void {
   program
     .command('verify')
-    .description('Apply a transform to a network and compare teacher and student logits on one random batch, in inference and training mode. Exits non-zero when a method that is exact by construction exceeds 1e-5 relative error.')
+    .description('Apply a transform to a network and compare teacher and student logits on one random batch, in inference and training mode. Exits non-zero when a method that is exact by construction exceeds 1e-5 relative error. Teacher and student must fit in memory together (estimated from the graphs before anything is allocated; limit: R2R_MEMORY_LIMIT, e.g. 8G, default half of this machine\'s memory).')
     .addOption(modelOption())
     .addOption(widthOption())
     .addOption(checkpointOption())
     .addOption(new Option('--transform <t>', 'widen, deepen or kernel (kernel-size morph)').choices(['widen', 'deepen', 'kernel'] as const).default('widen' as const))
     .addOption(new Option('--method <m>', 'widen: r2r|net2net|netmorph|random; deepen: r2r|net2net|random; kernel: netmorph').default('r2r'))
-    .addOption(new Option('--factor <f>', 'widen: multiply channels by f (1.5 = the paper\'s widen)').argParser(parseNumber('--factor')))
-    .addOption(new Option('--add <e>', 'widen: add E channels instead of a factor').argParser(parseInteger('--add')))
+    .addOption(new Option('--factor <f>', 'widen: multiply channels by f (1.5 = the paper\'s widen)').argParser(parseNumber('--factor', { above: 1 })))
+    .addOption(new Option('--add <e>', 'widen: add E channels instead of a factor').argParser(parseInteger('--add', 1)))
     .addOption(new Option('--at <node>', 'widen: the group holding this node\'s output (default: every hidden group); deepen: insert after this node; kernel: the conv to morph'))
-    .addOption(new Option('--per-stage <n>', 'deepen without --at: new blocks at the end of every stage (2 = the paper\'s ResNetCifar-10 to -18)').argParser(parseInteger('--per-stage')).default(2))
-    .addOption(new Option('--size <k>', 'kernel: new kernel size (odd, larger than the old one)').argParser(parseInteger('--size')).default(5))
+    .addOption(new Option('--per-stage <n>', 'deepen without --at: new blocks at the end of every stage (2 = the paper\'s ResNetCifar-10 to -18)').argParser(parseInteger('--per-stage', 1)).default(2))
+    .addOption(new Option('--size <k>', 'kernel: new kernel size (odd, larger than the old one)').argParser(parseInteger('--size', 1)).default(5))
     .addOption(new Option('--init <method>', 'free parameters: match-std, he or copy').choices(INIT_METHODS).default('match-std' as InitMethod))
-    .addOption(new Option('--init-scale <s>', 'multiplier on freshly sampled parameters').argParser(parseNumber('--init-scale')).default(1))
-    .addOption(new Option('--noise <std>', 'Gaussian noise on new parameters (breaks exactness slightly)').argParser(parseNumber('--noise')).default(0))
+    .addOption(new Option('--init-scale <s>', 'multiplier on freshly sampled parameters').argParser(parseNumber('--init-scale', { min: 0 })).default(1))
+    .addOption(new Option('--noise <std>', 'Gaussian noise on new parameters (breaks exactness slightly)').argParser(parseNumber('--noise', { min: 0 })).default(0))
     .addOption(new Option('--netmorph-zero <side>', 'netmorph: which side is zero').choices(['producers', 'consumers'] as const).default('producers' as const))
-    .addOption(new Option('--tolerance <rel>', 'largest relative error an exact method may show').argParser(parseNumber('--tolerance')).default(EXACT_TOLERANCE))
-    .addOption(new Option('--batch <n>', 'examples in the random batch').argParser(parseInteger('--batch')).default(32))
+    .addOption(new Option('--tolerance <rel>', 'largest relative error an exact method may show').argParser(parseNumber('--tolerance', { min: 0 })).default(EXACT_TOLERANCE))
+    .addOption(new Option('--batch <n>', 'examples in the random batch').argParser(parseInteger('--batch', 1)).default(32))
     .addOption(seedOption())
     .addOption(engineOption())
     .addOption(new Option('--save <dir>', 'write teacher/ and student/ checkpoints and batch.safetensors (input and both logits per mode)'))
@@ -41,7 +41,7 @@ export function register(program: Command): void {
       const allowed = METHODS[o.transform] as readonly string[];
       if (!allowed.includes(o.method)) throw new UsageError(`--method ${o.method} is not a ${o.transform} method; choose one of ${allowed.join(', ')}`);
       if (o.factor !== undefined && o.add !== undefined) throw new UsageError('give --factor or --add, not both');
-      const { graph, weights, source } = loadModel(o);
+      const { graph, weights, source } = loadModel(o, { batch: o.batch });
       const init = { method: o.init, scale: o.initScale, noise: o.noise };
       let spec: TransformSpec;
       if (o.transform === 'widen') {
