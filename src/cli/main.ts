@@ -2,7 +2,7 @@
  * The r2r command line: a thin layer over the library. Each command lives in commands/<name>.ts,
  * parses its flags, calls the public API and prints; errors become exit statuses by code.
  */
-import { Command } from '@commander-js/extra-typings';
+import { Command, CommanderError } from '@commander-js/extra-typings';
 import { readFileSync } from 'node:fs';
 import { EXIT_CODES, R2RError } from '../errors.ts';
 import * as data from './commands/data.ts';
@@ -20,11 +20,42 @@ export function buildProgram(): Command {
     .name('r2r')
     .description('Function-preserving transforms: widen or deepen a trained network exactly (R2R, Net2Net, NetMorph), then train on.')
     .version(pkg.version)
-    .showHelpAfterError()
-    .configureOutput({ outputError: (str, write) => write(str) });
+    // A typo gets commander's one-line message and its "(Did you mean ...?)", not the whole help.
+    .showSuggestionAfterError(true)
+    .showHelpAfterError('(add --help for usage)')
+    // Throw instead of process.exit, so parser errors get the same exit status as r2r's own.
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(errorLine(str.replace(/^error: /, ''))) })
+    .addHelpText('after', HELP_EPILOGUE);
   for (const m of [inspect, verify, train, experiment, data, report, filters]) m.register(program);
   return program;
 }
+
+/** Every error the CLI prints has this one form. */
+export function errorLine(message: string): string {
+  return `r2r: error: ${message.trimEnd()}\n`;
+}
+
+/** Exit statuses, documented in --help and the README. Usage errors (r2r's and the parser's) are 2. */
+export const EXIT_STATUS_TEXT: [number, string][] = [
+  [0, 'success'],
+  [1, 'unexpected failure (a bug: please report it)'],
+  [EXIT_CODES.R2R_USAGE, 'usage: unknown command or option, bad flag value, missing argument'],
+  [EXIT_CODES.R2R_INVALID_GRAPH, 'invalid graph, shape mismatch or unsupported layer'],
+  [EXIT_CODES.R2R_CHECKPOINT, 'bad or missing checkpoint or weights'],
+  [EXIT_CODES.R2R_TRANSFORM, 'a transform cannot be applied as asked'],
+  [EXIT_CODES.R2R_NOT_EXACT, 'verify: an exact-by-construction method exceeded the tolerance'],
+  [EXIT_CODES.R2R_ENGINE, 'engine unavailable or failed'],
+  [EXIT_CODES.R2R_DATA, 'data missing or corrupt'],
+  [EXIT_CODES.R2R_TRAINING_DIVERGED, 'training diverged'],
+];
+
+const HELP_EPILOGUE = `
+Output: results on stdout; progress, notes and errors on stderr ("r2r: error: ...").
+--json prints one JSON document on stdout (every command that has it).
+
+Exit status:
+${EXIT_STATUS_TEXT.map(([c, t]) => `  ${String(c).padStart(2)}  ${t}`).join('\n')}`;
 
 export async function main(argv: string[] = process.argv): Promise<number> {
   try {
@@ -32,13 +63,16 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     return Number(process.exitCode ?? 0);
   } catch (e) {
     if (e instanceof R2RError) {
-      process.stderr.write(`r2r: ${e.message}\n`);
+      process.stderr.write(errorLine(e.message));
       return EXIT_CODES[e.code] ?? 1;
     }
-    const err = e as Error & { code?: string; exitCode?: number };
-    // commander's own errors (bad flags) already printed their message.
-    if (typeof err.code === 'string' && err.code.startsWith('commander.')) return err.exitCode ?? 2;
-    process.stderr.write(`r2r: unexpected error: ${err.stack ?? err}\n`);
+    if (e instanceof CommanderError) {
+      // --help and --version end with status 0; anything else commander rejects is a usage
+      // error, whose message it has already printed.
+      return e.exitCode === 0 ? 0 : EXIT_CODES.R2R_USAGE;
+    }
+    const err = e as Error;
+    process.stderr.write(errorLine(`unexpected error: ${err.stack ?? err}`));
     return 1;
   }
 }

@@ -1,7 +1,7 @@
 /** `r2r filters`: a conv layer's filters as a PNG grid (the paper's figure 4). */
 import { Command, Option } from '@commander-js/extra-typings';
 import { UsageError } from '../../errors.ts';
-import { parseInteger, printJson } from './common.ts';
+import { parseInteger, jsonOption, printJson } from './common.ts';
 
 export function register(program: Command): void {
   program
@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .addOption(new Option('--teacher <checkpoint>', 'take the old filter count from this checkpoint\'s layer (the teacher before the widen)'))
     .addOption(new Option('--scale <px>', 'pixels per kernel tap (default: a 7x7 filter becomes 56 px)').argParser(parseInteger('--scale')))
     .addOption(new Option('--columns <n>', 'filters per row (default: up to 16)').argParser(parseInteger('--columns')))
-    .option('--json', 'print the layout as JSON')
+    .addOption(jsonOption('the layout'))
     .action(async (checkpoint, o) => {
       if (o.old !== undefined && o.teacher) throw new UsageError('give --old N or --teacher CHECKPOINT, not both');
       if (o.columns !== undefined && o.columns < 1) throw new UsageError(`--columns must be at least 1, got ${o.columns}`);

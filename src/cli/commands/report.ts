@@ -1,7 +1,7 @@
 /** `r2r report`: a self-contained HTML report (plus one SVG per chart) of a run or a suite. */
 import { Command, Option } from '@commander-js/extra-typings';
 import { dirname, relative } from 'node:path';
-import { formatTable, parseNumber, printJson } from './common.ts';
+import { formatTable, parseNumber, jsonOption, printJson } from './common.ts';
 
 export function register(program: Command): void {
   program
@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .addOption(new Option('--out <file>', 'HTML file to write (default: DIR/report.html); the SVGs go in the same directory'))
     .option('--png', 'also write a PNG of every chart beside its SVG (needs headless Chromium)')
     .addOption(new Option('--png-scale <s>', 'pixel density of the PNGs').argParser(parseNumber('--png-scale')).default(2))
-    .option('--json', 'print the summary (the table\'s numbers and the files written) as JSON')
+    .addOption(jsonOption('the summary (the table\'s numbers and the files written)'))
     .action(async (dir, o) => {
       const { writeReport } = await import('../../report/report.ts');
       const written = await writeReport(dir, { out: o.out });

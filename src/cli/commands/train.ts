@@ -2,7 +2,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { join } from 'node:path';
 import { DATASET_NAMES, loadDataset, type DatasetName } from '../../data/index.ts';
-import { getEngine, type EngineOptions } from '../../engines/registry.ts';
+import type { EngineOptions } from '../../engines/registry.ts';
 import { UsageError } from '../../errors.ts';
 import { loadCheckpoint } from '../../io/checkpoint.ts';
 import { initWeights } from '../../ir/weights.ts';
@@ -10,7 +10,7 @@ import { ZOO, zooModel } from '../../models/zoo.ts';
 import { Rng } from '../../rng.ts';
 import { train, type TrainHooks } from '../../train/trainer.ts';
 import { createProgress } from '../progress.ts';
-import { engineOption, parseInteger, parseNumber, printJson } from './common.ts';
+import { engineOption, jsonOption, openEngine, parseInteger, parseNumber, printJson } from './common.ts';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -62,7 +62,7 @@ export function register(program: Command): void {
     .addOption(new Option('--stop-after <n>', 'stop after N epochs as if killed (resume later with --resume)').argParser(parseInteger('--stop-after')))
     .addOption(new Option('--keep <n>', 'checkpoints to keep').argParser(parseInteger('--keep')).default(2))
     .addOption(engineOption()).addOption(tfjsBackendOption()).addOption(deviceOption()).addOption(threadsOption())
-    .option('--json', 'print the final metrics records as JSON')
+    .addOption(jsonOption('{dir, status, finalValAcc, flops, records}'))
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       if (!!o.model === !!o.checkpoint) throw new UsageError('give exactly one of --model NAME or --checkpoint DIR');
@@ -75,7 +75,7 @@ export function register(program: Command): void {
         const graph = zooModel(o.model!, { width: o.width, inputShape: data.inputShape, classes: data.classes });
         start = { graph, weights: initWeights(graph, new Rng(`init:${o.seed}`)) };
       }
-      const engine = await getEngine(o.engine, engineOptions(o));
+      const engine = await openEngine(o.engine, engineOptions(o), { quiet: o.quiet });
       const dir = o.out ?? join('runs', 'train', o.name);
       const r = await train({
         dir, name: o.name, data, engine, start, resume: o.resume, stopAfterEpoch: o.stopAfter, hooks: cliHooks(o.quiet),
