@@ -6,7 +6,7 @@ import { parseInteger, jsonOption, printJson } from './common.ts';
 export function register(program: Command): void {
   program
     .command('filters')
-    .description('Draw the filters of the first conv layer (or --layer) of a checkpoint as a PNG grid, each filter colour-normalised to its own min..max. With --compare, a second panel below shows the same layer of another checkpoint (e.g. right after the widen, then after further training). The teacher\'s filters (index < --old, or the smaller filter count of the two) have grey borders; the new ones start on a fresh row below an orange line and have orange borders.')
+    .description('Draw the filters of the first conv layer (or --layer) of a checkpoint as a PNG grid, each filter colour-normalised to its own min..max. With --compare, a second panel below shows the same layer of another checkpoint (e.g. right after the widen, then after further training). A label strip above each panel names its run, checkpoint and layer. The teacher\'s filters (index < --old, or the smaller filter count of the two) have grey borders; the new ones start on a fresh row below an orange line and have orange borders.')
     .argument('<checkpoint>', 'checkpoint directory (model.json + weights.safetensors), or a run directory for its last checkpoint')
     .addOption(new Option('--compare <checkpoint>', 'a second checkpoint drawn as a second panel (below a blue bar)'))
     .addOption(new Option('--out <file>', 'PNG file to write').default('filters.png'))
