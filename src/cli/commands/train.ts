@@ -23,9 +23,15 @@ export const valLimitOption = () => new Option('--val-limit <n>', 'use only the 
 /** Engine tuning flags shared with `r2r experiment`. */
 export const tfjsBackendOption = () => new Option('--tfjs-backend <b>', 'tfjs engine backend').choices(['wasm', 'cpu'] as const);
 export const deviceOption = () => new Option('--device <d>', 'torch engine device: cpu or cuda');
-export const threadsOption = () => new Option('--threads <n>', 'intra-op threads where the engine lets us choose').argParser(parseInteger('--threads'));
+export const threadsOption = () => new Option('--threads <n>', 'torch engine intra-op threads: N, or auto (default; or OMP_NUM_THREADS when set): the cores other processes leave free, re-checked as it runs, so a busy machine does not slow two threads down to less than one')
+  .argParser((v): number | 'auto' => {
+    if (v === 'auto') return v;
+    const n = parseInteger('--threads')(v);
+    if (n < 1) throw new UsageError(`--threads: expected a positive integer or auto, got '${v}'`);
+    return n;
+  });
 
-export function engineOptions(o: { tfjsBackend?: string; device?: string; threads?: number }): EngineOptions {
+export function engineOptions(o: { tfjsBackend?: string; device?: string; threads?: number | 'auto' }): EngineOptions {
   return { backend: o.tfjsBackend, device: o.device, threads: o.threads };
 }
 
