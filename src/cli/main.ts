@@ -39,7 +39,7 @@ export function errorLine(message: string): string {
 /** Exit statuses, documented in --help and the README. Usage errors (r2r's and the parser's) are 2. */
 export const EXIT_STATUS_TEXT: [number, string][] = [
   [0, 'success'],
-  [1, 'unexpected failure (a bug: please report it)'],
+  [1, 'unexpected failure (a bug: please report it), or some runs of `r2r experiment` failed'],
   [EXIT_CODES.R2R_USAGE, 'usage: unknown command or option, bad flag value, missing argument'],
   [EXIT_CODES.R2R_INVALID_GRAPH, 'invalid graph, shape mismatch or unsupported layer'],
   [EXIT_CODES.R2R_CHECKPOINT, 'bad or missing checkpoint or weights'],

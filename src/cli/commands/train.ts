@@ -23,7 +23,7 @@ export const valLimitOption = () => new Option('--val-limit <n>', 'use only the 
 /** Engine tuning flags shared with `r2r experiment`. */
 export const tfjsBackendOption = () => new Option('--tfjs-backend <b>', 'tfjs engine backend').choices(['wasm', 'cpu'] as const);
 export const deviceOption = () => new Option('--device <d>', 'torch engine device: cpu or cuda');
-export const threadsOption = () => new Option('--threads <n>', 'torch engine intra-op threads: N, or auto (default; or OMP_NUM_THREADS when set): the cores other processes leave free, re-checked as it runs, so a busy machine does not slow two threads down to less than one')
+export const threadsOption = () => new Option('--threads <n>', 'torch engine intra-op threads: N, or auto (default; or OMP_NUM_THREADS when set): the cores other processes leave free, re-checked as it runs, so a busy machine does not slow two threads down to less than one; give N when runs must repeat bit for bit (the count changes float rounding)')
   .argParser((v): number | 'auto' => {
     if (v === 'auto') return v;
     const n = parseInteger('--threads')(v);
