@@ -4,11 +4,11 @@
 // Finds Node's headers next to the running node (Debian: /usr/include/node) so node-gyp does not
 // try to download them, and checks for libtorch first so a missing one gets a clear message.
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildStamp } from './build_stamp.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -34,7 +34,7 @@ const ifChanged = args0.includes('--if-changed');
 const gypArgs = args0.filter((a) => a !== '--if-changed');
 const addon = path.join(here, 'build/Release/r2r_torch.node');
 const stampFile = path.join(here, 'build/r2r-build-stamp.json');
-const stamp = buildStamp();
+const stamp = buildStamp({ dir: here, libtorch, gypArgs });
 if (ifChanged && existsSync(addon) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) {
   console.error(`build:native: up to date (${addon}); sources, libtorch and Node unchanged`);
   process.exit(0);
@@ -55,36 +55,3 @@ if (r.status !== 0) fail(`node-gyp failed (exit ${r.status}); see the compiler o
 writeFileSync(stampFile, stamp);
 console.error(`build:native: built ${addon}`);
 
-/** What the addon depends on, as one string: a rebuild is needed exactly when it changes. */
-function buildStamp() {
-  const h = createHash('sha256');
-  const srcDir = path.join(here, 'src');
-  for (const f of ['binding.gyp', 'build.mjs', ...readdirSync(srcDir).sort().map((n) => path.join('src', n))]) {
-    h.update(f).update(readFileSync(path.join(here, f)));
-  }
-  return JSON.stringify({
-    sources: h.digest('hex'),
-    libtorch: libtorchIdentity(),
-    node: { version: process.version, abi: process.versions.modules, arch: process.arch, napi: process.versions.napi },
-    env: { LIBTORCH: libtorch ?? null, LIBTORCH_CXX11_ABI: process.env.LIBTORCH_CXX11_ABI ?? null, nodedir: process.env.npm_config_nodedir ?? null },
-    args: gypArgs,
-  }, null, 2) + '\n';
-}
-
-/** The libtorch_cpu library the build links: its resolved path, size and modification time. */
-function libtorchIdentity() {
-  const dirs = libtorch ? [path.join(libtorch, 'lib')] : ['/usr/lib', ...safeList('/usr/lib').map((d) => path.join('/usr/lib', d))];
-  for (const d of dirs) {
-    const f = path.join(d, 'libtorch_cpu.so');
-    if (existsSync(f)) {
-      const real = realpathSync(f);
-      const st = statSync(real);
-      return { file: real, size: st.size, mtime: st.mtimeMs };
-    }
-  }
-  return null;
-}
-
-function safeList(dir) {
-  try { return readdirSync(dir).filter((n) => n.includes('-linux-')); } catch { return []; }
-}
