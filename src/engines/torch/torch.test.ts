@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { describeEngineConformance, kitchenSink, randomBatch } from '../../../test/engines/conformance.ts';
@@ -112,6 +113,12 @@ describe('torch engine', { skip }, () => {
     } finally {
       if (saved === undefined) delete process.env.OMP_NUM_THREADS; else process.env.OMP_NUM_THREADS = saved;
     }
+  });
+
+  it('OpenBLAS, when libtorch maps it, gets its thread count from the engine', { skip: !existsSync('/proc/self/maps') && 'no /proc/self/maps' }, () => {
+    const info = loadAddon().info();
+    const maps = readFileSync('/proc/self/maps', 'utf8');
+    assert.equal(info.openblasThreads, /libopenblas/.test(maps), `openblasThreads ${info.openblasThreads}; libopenblas mapped: ${/libopenblas/.test(maps)}`);
   });
 
   it('setThreads changes a model\'s threads between calls without changing its results', async () => {
