@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from '@commander-js/extra-typings';
 import { readFileSync } from 'node:fs';
-import { EXIT_CODES, R2RError } from '../errors.ts';
+import { EXIT_CODES, R2RError, type R2RErrorCode } from '../errors.ts';
 import * as data from './commands/data.ts';
 import * as experiment from './commands/experiment.ts';
 import * as filters from './commands/filters.ts';
@@ -36,18 +36,33 @@ export function errorLine(message: string): string {
   return `r2r: error: ${message.trimEnd()}\n`;
 }
 
+/**
+ * What each error code means to a user. A Record over every code, so a new code does not compile
+ * until it is described here, and --help lists it (codes sharing a status share a line).
+ */
+const CODE_MEANING: Record<R2RErrorCode, string> = {
+  R2R_USAGE: 'usage: unknown command or option, bad flag value, missing argument',
+  R2R_INVALID_GRAPH: 'invalid graph',
+  R2R_SHAPE_MISMATCH: 'shape mismatch',
+  R2R_UNSUPPORTED_LAYER: 'unsupported layer',
+  R2R_INVALID_WEIGHTS: 'bad weights',
+  R2R_CHECKPOINT: 'bad or missing checkpoint',
+  R2R_TRANSFORM: 'a transform cannot be applied as asked',
+  R2R_NOT_EXACT: 'verify: an exact-by-construction method exceeded the tolerance',
+  R2R_ENGINE_UNAVAILABLE: 'engine unavailable',
+  R2R_ENGINE: 'engine failed',
+  R2R_DATA: 'data missing or corrupt',
+  R2R_TRAINING_DIVERGED: 'training diverged',
+};
+
 /** Exit statuses, documented in --help and the README. Usage errors (r2r's and the parser's) are 2. */
 export const EXIT_STATUS_TEXT: [number, string][] = [
   [0, 'success'],
   [1, 'unexpected failure (a bug: please report it), or some runs of `r2r experiment` failed'],
-  [EXIT_CODES.R2R_USAGE, 'usage: unknown command or option, bad flag value, missing argument'],
-  [EXIT_CODES.R2R_INVALID_GRAPH, 'invalid graph, shape mismatch or unsupported layer'],
-  [EXIT_CODES.R2R_CHECKPOINT, 'bad or missing checkpoint or weights'],
-  [EXIT_CODES.R2R_TRANSFORM, 'a transform cannot be applied as asked'],
-  [EXIT_CODES.R2R_NOT_EXACT, 'verify: an exact-by-construction method exceeded the tolerance'],
-  [EXIT_CODES.R2R_ENGINE, 'engine unavailable or failed'],
-  [EXIT_CODES.R2R_DATA, 'data missing or corrupt'],
-  [EXIT_CODES.R2R_TRAINING_DIVERGED, 'training diverged'],
+  ...[...new Set(Object.values(EXIT_CODES))].sort((a, b) => a - b).map((status): [number, string] => [
+    status,
+    (Object.keys(CODE_MEANING) as R2RErrorCode[]).filter((c) => EXIT_CODES[c] === status).map((c) => CODE_MEANING[c]).join('; '),
+  ]),
 ];
 
 const HELP_EPILOGUE = `
