@@ -7,16 +7,14 @@ import argparse, importlib.util, os, time
 import torch, torch.nn as nn
 
 here = os.path.dirname(os.path.abspath(__file__))
-ref_path = next(p for p in [os.environ.get("R2R_PYTORCH_REFERENCE", ""), os.path.join(here, "../../shared/bench/pytorch_reference.py"),
-                            os.path.join(here, "../shared/bench/pytorch_reference.py"), "/work/shared/bench/pytorch_reference.py"] if p and os.path.exists(p))
+ref_path = os.environ.get("R2R_PYTORCH_REFERENCE") or os.path.join(here, "pytorch_reference.py")
 spec = importlib.util.spec_from_file_location("ref", ref_path); ref = importlib.util.module_from_spec(spec); spec.loader.exec_module(ref)
 ap = argparse.ArgumentParser()
 ap.add_argument("--net", default="resnet18:0.125"); ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--steps", type=int, default=10); ap.add_argument("--infer", action="store_true")
 a = ap.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(0)
-kind, r = a.net.split(":")
-m = ref.resnet_cifar(float(r), {"resnet10": 2, "resnet18": 4}[kind])
+m = ref.build(a.net)
 opt = torch.optim.Adam(m.parameters(), 3e-3)
 x = torch.randn(128, 3, 32, 32); y = torch.randint(0, 10, (128,)); xe = torch.randn(256, 3, 32, 32)
 def step():

@@ -7,6 +7,7 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
 #include <malloc.h>
 
 #include <condition_variable>
@@ -57,9 +58,24 @@ EngineThread& engine() {
 
 int currentThreads = -1;  // engine thread only
 
+// OpenBLAS (when it is the libblas.so.3 that libtorch's dense layers call) keeps its own thread
+// pool, sized to every core and unaware of at::set_num_threads in a libtorch built against the
+// generic BLAS. Looked up at run time in the already loaded libopenblas (RTLD_NOLOAD: never
+// loads it), so other BLAS builds need nothing.
+using BlasSetThreads = void (*)(int);
+BlasSetThreads openblasSetThreads() {
+  static BlasSetThreads f = [] {
+    void* h = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD);
+    void* sym = h ? dlsym(h, "openblas_set_num_threads") : dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    return reinterpret_cast<BlasSetThreads>(sym);
+  }();
+  return f;
+}
+
 void useThreads(int n) {
   if (n > 0 && n != currentThreads) {
     at::set_num_threads(n);
+    if (auto f = openblasSetThreads()) f(n);
     currentThreads = n;
   }
 }
@@ -295,6 +311,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         InstanceMethod("gradients", &ModelWrap::Gradients),
         InstanceMethod("setOptimizer", &ModelWrap::SetOptimizer),
         InstanceMethod("setLearningRate", &ModelWrap::SetLearningRate),
+        InstanceMethod("setThreads", &ModelWrap::SetThreads),
         InstanceMethod("getOptimizerState", &ModelWrap::GetOptimizerState),
         InstanceMethod("trainStep", &ModelWrap::TrainStep),
         InstanceMethod("evaluate", &ModelWrap::Evaluate),
@@ -463,6 +480,18 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return env.Undefined();
   }
 
+  // setThreads(n): intra-op threads for this model's later calls (set on the engine thread, in
+  // call order, so a running epoch keeps its count).
+  Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    net(env);
+    const int n = info[0].As<Napi::Number>().Int32Value();
+    if (n < 1) throw Napi::Error::New(env, "setThreads: threads must be a positive integer");
+    auto st = state_;
+    post(st, [st, n]() { st->threads = n; });
+    return env.Undefined();
+  }
+
   // getOptimizerState() -> Promise<{kind, step, slots} | undefined>
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -624,6 +653,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("cudaDevices", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
   o.Set("defaultThreads", Napi::Number::New(env, at::get_num_threads()));
   o.Set("parallelInfo", at::get_parallel_info());
+  o.Set("openblasThreads", Napi::Boolean::New(env, openblasSetThreads() != nullptr));
   return o;
 }
 

@@ -13,7 +13,8 @@ export interface EngineOptions {
   backend?: string;
   /** libtorch device: 'cpu' (default) or 'cuda'. */
   device?: string;
-  threads?: number;
+  /** Intra-op threads: a count, or 'auto' (the torch engine's default: the cores other processes leave free). */
+  threads?: number | 'auto';
 }
 
 export async function getEngine(name: EngineName | string = 'auto', opts: EngineOptions = {}): Promise<Engine> {

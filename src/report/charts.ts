@@ -4,7 +4,9 @@
  *
  * One chart draws every run of a suite on shared axes (the paper's figures 5, 6 and 8): a line per
  * run, and at every transform a vertical rule from the validation accuracy just before it to the
- * one just after it, capped by a triangle marker, so a drop at a transform shows as a visible bar.
+ * one just after it, capped by a marker whose shape says the kind (widen, deepen, kernel), so a
+ * drop at a transform shows as a visible bar. Transforms at the same x (students of one teacher)
+ * are spread a little sideways so that none hides another; the tooltip keeps the true values.
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
@@ -31,7 +33,11 @@ export interface TransformMarker {
   after: number;
   spec: string;
   method: string;
+  /** The kind, one marker shape each: widen, deepen or kernel. */
   marker: string;
+  /** Drawn x positions: `epoch` / `flops`, spread apart where several transforms share one x. */
+  epochShown?: number;
+  flopsShown?: number;
 }
 
 export type XAxis = 'epoch' | 'flops';
@@ -50,7 +56,25 @@ export interface ChartOptions {
   height?: number;
 }
 
-export const MARKER_LABEL = 'transform (before → after)';
+export const MARKER_TITLE = 'Transform (before → after)';
+/** One shape per transform kind, in legend order. */
+export const MARKER_SHAPES: Record<string, string> = { widen: 'triangle-up', deepen: 'square', kernel: 'diamond' };
+
+/**
+ * Sets `epochShown` and `flopsShown`: markers that share an x are spread symmetrically around
+ * it by `step` (a fraction of the axis' span), so overlapping students stay visible.
+ */
+export function dodgeMarkers(markers: TransformMarker[], points: CurvePoint[], step = 0.012): TransformMarker[] {
+  const out = markers.map((m) => ({ ...m }));
+  for (const axis of ['epoch', 'flops'] as const) {
+    const xs = [...points.map((p) => p[axis]), ...markers.map((m) => m[axis])];
+    const span = Math.max(...xs) - (axis === 'flops' ? 0 : Math.min(...xs)) || 1;
+    const groups = new Map<number, TransformMarker[]>();
+    for (const m of out) groups.set(m[axis], [...(groups.get(m[axis]) ?? []), m]);
+    for (const [x, g] of groups) g.forEach((m, i) => { m[`${axis}Shown`] = x + (i - (g.length - 1) / 2) * step * span; });
+  }
+  return out;
+}
 
 const X_TITLE: Record<XAxis, string> = { epoch: 'Epoch', flops: 'Cumulative training FLOPs' };
 const Y_TITLE: Record<YField, string> = { valAcc: 'Validation accuracy', trainLoss: 'Training loss', valLoss: 'Validation loss' };
@@ -59,12 +83,16 @@ const Y_TITLE: Record<YField, string> = { valAcc: 'Validation accuracy', trainLo
 export function chartSpec(points: CurvePoint[], markers: TransformMarker[], o: ChartOptions): TopLevelSpec {
   const x = {
     field: o.x, type: 'quantitative' as const, title: X_TITLE[o.x],
-    // FLOPs from zero, so the distances between runs read as cost; epochs from the first one.
-    scale: { zero: o.x === 'flops' },
+    // FLOPs from zero, so the distances between runs read as cost; epochs from the first one,
+    // inset so that a marker at the first epoch (FTT's transforms) is not cut by the axis.
+    scale: o.x === 'flops' ? { zero: true } : { zero: false, padding: 14 },
     axis: o.x === 'flops' ? { format: '~s' } : { format: 'd', tickMinStep: 1 },
   };
   const isAcc = o.y === 'valAcc';
-  const y = { field: o.y, type: 'quantitative' as const, title: Y_TITLE[o.y], scale: { zero: false }, axis: isAcc ? { format: '.0%' } : {} };
+  const y = { field: o.y, type: 'quantitative' as const, title: Y_TITLE[o.y], scale: { zero: false, padding: 10 }, axis: isAcc ? { format: '.0%' } : {} };
+  const xShown = { ...x, field: `${o.x}Shown` };
+  const kinds = Object.keys(MARKER_SHAPES).filter((k) => markers.some((m) => m.marker === k));
+  const otherKinds = [...new Set(markers.map((m) => m.marker).filter((k) => !(k in MARKER_SHAPES)))];
   const color = { field: 'run', type: 'nominal' as const, title: 'Run', scale: { domain: o.runs }, legend: { labelLimit: 280 } };
   const layers: unknown[] = [{
     name: 'curve',
@@ -76,19 +104,24 @@ export function chartSpec(points: CurvePoint[], markers: TransformMarker[], o: C
     },
   }];
   if (isAcc && markers.length > 0) {
+    const shown = dodgeMarkers(markers, points);
     layers.push({
       name: 'transformRule',
-      data: { values: markers },
+      data: { values: shown },
       mark: { type: 'rule', strokeWidth: 2.5 },
-      encoding: { x, y: { field: 'before', type: 'quantitative' }, y2: { field: 'after' }, color },
+      encoding: { x: xShown, y: { field: 'before', type: 'quantitative' }, y2: { field: 'after' }, color },
     }, {
       name: 'transformMarker',
-      data: { values: markers },
-      mark: { type: 'point', filled: true, size: 110, opacity: 1, stroke: 'black', strokeWidth: 0.8 },
+      data: { values: shown },
+      mark: { type: 'point', filled: true, size: 110, opacity: 0.9, stroke: 'black', strokeWidth: 0.8 },
       encoding: {
-        x, y: { field: 'after', type: 'quantitative' }, color,
-        shape: { field: 'marker', type: 'nominal', title: null, scale: { domain: [MARKER_LABEL], range: ['triangle-up'] }, legend: { labelLimit: 320 } },
-        tooltip: [{ field: 'run' }, { field: 'spec', title: 'transform' }, { field: 'before', format: '.2%', title: 'val. acc. before' }, { field: 'after', format: '.2%', title: 'val. acc. after' }],
+        x: xShown, y: { field: 'after', type: 'quantitative' }, color,
+        shape: {
+          field: 'marker', type: 'nominal', title: MARKER_TITLE,
+          scale: { domain: [...kinds, ...otherKinds], range: [...kinds.map((k) => MARKER_SHAPES[k]), ...otherKinds.map(() => 'cross')] },
+          legend: { labelLimit: 320 },
+        },
+        tooltip: [{ field: 'run' }, { field: 'spec', title: 'transform' }, { field: o.x, type: 'quantitative', title: X_TITLE[o.x], format: o.x === 'flops' ? '.3s' : 'd' }, { field: 'before', format: '.2%', title: 'val. acc. before' }, { field: 'after', format: '.2%', title: 'val. acc. after' }],
       },
     });
   }

@@ -80,7 +80,7 @@ describe('filters PNG: widened vs trained (figure 4)', () => {
     }
     const lineY = cell(0, 16).y - 6 - 3;
     assert.deepEqual(pixel(png, png.width / 2, lineY + 1), [...COLORS.newLine]);
-    const barY = cell(1, 0).y - 6 - 6;
+    const barY = cell(1, 0).y - (18 + 6) - 6 - 6; // above the second panel's label strip (18 px + gap)
     assert.deepEqual(pixel(png, 2, barY + 2), [...COLORS.panelBar]);
   });
 
@@ -105,6 +105,25 @@ describe('filters PNG: widened vs trained (figure 4)', () => {
     assert.equal(writeFilters([run], join(root, 'run.png')).checkpoints[0], join(run, 'final'));
   });
 
+  test('each panel has a label strip: which run and checkpoint, which layer, old and new counts', () => {
+    const name = (d: string) => d.split('/').slice(-2).join('/');
+    assert.deepEqual(grid.labels, [
+      `1: ${name(ck.widened)} - conv1, 32 filters (16 old, 16 new)`,
+      `2: ${name(ck.trained)} - conv1, 32 filters (16 old, 16 new)`,
+    ]);
+    // The text is drawn: dark pixels in the strip above each panel's first row, none without labels.
+    const dark = (y0: number, y1: number) => {
+      let n = 0;
+      for (let y = y0; y < y1; y++) for (let x = 0; x < png.width; x++) if (pixel(png, x, y).every((v, i) => v === COLORS.text[i])) n++;
+      return n;
+    };
+    assert.ok(dark(8, cell(0, 0).y) > 100, 'panel 1 label');
+    assert.ok(dark(cell(1, 0).y - 22, cell(1, 0).y) > 100, 'panel 2 label');
+    const bare = writeFilters([ck.widened, ck.trained], join(root, 'bare.png'), { teacher: ck.teacher, labels: false });
+    assert.equal(bare.cells[0].y, 8);
+    assert.ok(grid.height > bare.height);
+  });
+
   test('bad layers are refused with the conv layers listed', () => {
     assert.throws(() => writeFilters([ck.trained], join(root, 'x.png'), { layer: 'fc1' }), (e: Error & { code?: string }) => e.code === 'R2R_USAGE' && /'fc1' is a dense, not a conv2d; pick one of conv1/.test(e.message));
     assert.throws(() => writeFilters([ck.trained], join(root, 'x.png'), { layer: 'nope' }), /no layer 'nope'; its conv layers are conv1/);
@@ -123,6 +142,6 @@ test('normalisation: each filter\'s own min..max to 0..255; a constant filter is
   // Grey for cin != 3: the mean over input channels.
   const g = tensor([1, 2, 2, 1], [0, 2, 4, 4]);
   assert.deepEqual([...normalizedFilter(g, 0).rgb], [0, 0, 0, 255, 255, 255]);
-  const grid = filterGrid([{ label: 'k', node: 'c', kernel: k }], { scale: 3 });
+  const grid = filterGrid([{ label: 'k', node: 'c', kernel: k }], { scale: 3, labels: false });
   assert.deepEqual([grid.width, grid.height], [2 * 8 + 2 * (6 + 4) + 6, 2 * 8 + 3 + 4]);
 });

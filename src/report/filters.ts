@@ -7,13 +7,16 @@
  * as the mean over input channels (cin == 1: the taps themselves). A filter whose taps are all
  * equal (e.g. zero) is mid-grey.
  *
- * Layout: one panel per checkpoint, stacked top to bottom and split by a dark blue bar. In a
- * panel the old filters (index < `old`: the teacher's) fill the first rows with grey borders;
- * the new ones start on a fresh row, below an orange line, with orange borders.
+ * Layout: one panel per checkpoint, stacked top to bottom and split by a dark blue bar. Each
+ * panel starts with a label strip (which checkpoint, which layer, how many filters old and new),
+ * drawn with a small pixel font. In a panel the old filters (index < `old`: the teacher's) fill
+ * the first rows with grey borders; the new ones start on a fresh row, below an orange line,
+ * with orange borders.
  */
 import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
+import pixelFonts from 'js-pixel-fonts';
 import { checkOutputFile, writeFileAtomic } from '../io/atomic.ts';
-import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { UsageError } from '../errors.ts';
 import { isCheckpoint, loadCheckpoint } from '../io/checkpoint.ts';
@@ -28,6 +31,8 @@ export interface FilterGridOptions {
   scale?: number;
   /** Filters per row (default: up to 16). */
   columns?: number;
+  /** A label strip above each panel (default true). */
+  labels?: boolean;
 }
 
 export interface CellLayout { panel: number; index: number; x: number; y: number; size: [number, number]; isNew: boolean }
@@ -40,6 +45,8 @@ export interface FilterGrid {
   cells: CellLayout[];
   old: number;
   scale: number;
+  /** Each panel's label text, as drawn. */
+  labels: string[];
 }
 
 export const COLORS = {
@@ -48,6 +55,7 @@ export const COLORS = {
   newBorder: [242, 142, 43],
   newLine: [242, 142, 43],
   panelBar: [31, 78, 121],
+  text: [34, 34, 34],
 } as const;
 
 const GAP = 6;
@@ -55,6 +63,10 @@ const BORDER = 2;
 const MARGIN = 8;
 const LINE = 3;
 const BAR = 6;
+/** Label text: the 7-pixel "Seven plus" font at twice its size. */
+const FONT = pixelFonts.fonts.sevenPlus;
+const TEXT_SCALE = 2;
+const LABEL_H = FONT.lineHeight * TEXT_SCALE + 2 * TEXT_SCALE;
 
 /** The first conv2d node of a graph (the one reading the image). */
 export function firstConv(graph: Graph): string {
@@ -76,6 +88,12 @@ export function resolveCheckpoint(dir: string): string {
     if (epochs.length) return join(root, epochs[epochs.length - 1]);
   }
   return dir;
+}
+
+/** A checkpoint's run and name, from its path: `NCT-R2WiderR/final`, `run/checkpoints/epoch-0004`. */
+export function shortName(dir: string): string {
+  const parts = resolve(dir).split(sep).filter(Boolean);
+  return parts.slice(parts.at(-2) === 'checkpoints' ? -3 : -2).join('/');
 }
 
 /** Reads a conv layer's kernel [kh, kw, cin, cout] from a checkpoint (or run) directory. */
@@ -112,11 +130,16 @@ export function filterGrid(panels: FilterPanel[], opts: FilterGridOptions = {}):
   const cells: CellLayout[] = [];
   const lines: number[] = [];
   const bars: number[] = [];
+  const labels: { y: number; text: string }[] = [];
   let y = MARGIN;
   panels.forEach((p, pi) => {
     if (pi > 0) { bars.push(y); y += BAR + GAP; }
     const count = p.kernel.shape[3];
     const groups = [Math.min(old, count), Math.max(0, count - old)];
+    if (opts.labels ?? true) {
+      labels.push({ y, text: `${panels.length > 1 ? `${pi + 1}: ` : ''}${p.label} - ${p.node}, ${count} filters${groups[1] ? ` (${groups[0]} old, ${groups[1]} new)` : ''}` });
+      y += LABEL_H + GAP;
+    }
     groups.forEach((n, gi) => {
       if (n === 0) return;
       if (gi === 1 && groups[0] > 0) { lines.push(y); y += LINE + GAP; }
@@ -134,11 +157,27 @@ export function filterGrid(panels: FilterPanel[], opts: FilterGridOptions = {}):
   fill(data, width, 0, 0, width, height, COLORS.background);
   for (const b of bars) fill(data, width, 0, b, width, BAR, COLORS.panelBar);
   for (const l of lines) fill(data, width, MARGIN, l, width - 2 * MARGIN, LINE, COLORS.newLine);
+  for (const l of labels) drawText(data, width, MARGIN, l.y + TEXT_SCALE, l.text, width - 2 * MARGIN);
   for (const c of cells) {
     fill(data, width, c.x, c.y, c.size[0], c.size[1], c.isNew ? COLORS.newBorder : COLORS.oldBorder);
     paintFilter(data, width, c.x + BORDER, c.y + BORDER, panels[c.panel].kernel, c.index, scale);
   }
-  return { width, height, data, cells, old, scale };
+  return { width, height, data, cells, old, scale, labels: labels.map((l) => l.text) };
+}
+
+/** Text in the pixel font, left-aligned at (x, y), cut to `maxWidth` pixels with "..". */
+function drawText(data: Uint8Array, width: number, x: number, y: number, text: string, maxWidth: number): void {
+  // The font has printable ASCII; anything else would be logged as missing.
+  const clean = [...text].map((ch) => (FONT.glyphs[ch] ? ch : '?')).join('');
+  let shown = clean;
+  let px = pixelFonts.renderPixels(shown, FONT);
+  while (shown.length > 2 && (px[0]?.length ?? 0) * TEXT_SCALE > maxWidth) {
+    shown = clean.slice(0, Math.floor(shown.length * 0.9) - 2) + '..';
+    px = pixelFonts.renderPixels(shown, FONT);
+  }
+  px.forEach((row, r) => row?.forEach((on, c) => {
+    if (on) fill(data, width, x + c * TEXT_SCALE, y + r * TEXT_SCALE, TEXT_SCALE, TEXT_SCALE, COLORS.text);
+  }));
 }
 
 /** The filter's colours, normalised to 0..255 over its own taps: [kh][kw] of RGB. */
@@ -194,7 +233,7 @@ export interface WriteFiltersOptions extends FilterGridOptions {
 export function writeFilters(checkpoints: string[], out: string, opts: WriteFiltersOptions = {}): FilterGrid & { checkpoints: string[] } {
   checkOutputFile(out, 'filters PNG');
   const resolved = checkpoints.map(resolveCheckpoint);
-  const panels = resolved.map((c) => loadFilterPanel(c, opts.layer));
+  const panels = resolved.map((c) => loadFilterPanel(c, opts.layer, shortName(c)));
   let old = opts.old;
   if (old === undefined && opts.teacher) old = loadFilterPanel(opts.teacher, opts.layer).kernel.shape[3];
   const grid = filterGrid(panels, { ...opts, old });

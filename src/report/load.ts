@@ -128,11 +128,13 @@ export function loadSuite(dir: string): SuiteData {
     if (!ref || names.has(teacherName(ref))) continue;
     const tdir = findTeacherDir(ref, [r.dir, abs, process.cwd()]);
     if (!tdir) { warnings.push(`run ${r.name}: its teacher '${ref}' is not in ${abs}; drawn without its teacher`); continue; }
+    if (resolve(tdir) === r.dir) continue; // a run is never its own teacher
     const t = loadRun(tdir);
     t.role = 'teacher';
     if (!names.has(t.name)) { runs.push(t); names.add(t.name); }
     r.teacher = t.name;
   }
+  for (const r of runs) if (r.teacher === r.name) r.teacher = undefined;
   for (const r of runs) if (runs.some((s) => s.teacher === r.name)) r.role = 'teacher';
   const order: Record<RunRole, number> = { teacher: 0, scratch: 1, student: 2, run: 3 };
   runs.sort((a, b) => order[a.role] - order[b.role] || a.name.localeCompare(b.name));
@@ -173,7 +175,8 @@ function scalePercentages(epochs: EpochRecord[], trs: TransformRecord[]): void {
 export function teacherRef(config: unknown): string | undefined {
   if (!config || typeof config !== 'object') return undefined;
   for (const [k, v] of Object.entries(config as Record<string, unknown>)) {
-    if (!/teacher/i.test(k)) continue;
+    // teacherKey (the runner's cache hash) and the like name no run.
+    if (!/teacher/i.test(k) || /key|hash|id$/i.test(k)) continue;
     if (typeof v === 'string' && v) return v;
     if (v && typeof v === 'object') {
       const o = v as Record<string, unknown>;

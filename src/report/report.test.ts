@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -135,4 +135,71 @@ test('flops formats with SI prefixes', () => {
   assert.equal(flops(1.234e12), '1.23 T');
   assert.equal(flops(999), '999');
   assert.equal(flops(undefined), '');
+});
+
+describe('readable reports', () => {
+  const markerPaths = (svg: string) => [...(groupBody(svg, 'transformMarker_marks')[0] ?? '').matchAll(/transform="translate\(([-\d.]+),([-\d.]+)\)" d="([^"]+)"/g)].map((m) => ({ x: Number(m[1]), y: Number(m[2]), d: m[3] }));
+  let r: RenderedReport;
+  let body: string;
+  before(async () => {
+    const dir = join(root, 'readable');
+    writeSyntheticSuite(dir);
+    // The experiment runner records its teacher cache key in every run's config; it names no run.
+    const tj = join(dir, 'NCT-WidenTeacher', 'run.json');
+    const info = JSON.parse(readFileSync(tj, 'utf8'));
+    writeFileSync(tj, JSON.stringify({ ...info, config: { ...info.config, teacherKey: 'd218d315cb04' } }));
+    r = await renderReport(loadSuite(dir));
+    body = /<tbody>(.*?)<\/tbody>/s.exec(r.html)![1];
+  });
+
+  test('a teacher is not "from" itself', () => {
+    assert.equal(r.summary.runs.find((x) => x.name === 'NCT-WidenTeacher')!.teacher, undefined);
+    assert.doesNotMatch(body, /<td class="l">NCT-WidenTeacher<\/td><td class="l">teacher<br>/);
+    assert.match(body, /student<br><span class="muted">from NCT-WidenTeacher<\/span>/);
+  });
+
+  test('a transform spec that holds its epoch is not followed by it again', () => {
+    assert.match(body, /widen@0:r2r:1\.5/);
+    assert.doesNotMatch(body, /widen@0:r2r:1\.5 <span class="muted">@0/);
+  });
+
+  test('"FLOPs to reach" names the run\'s own epoch, within its epoch count', () => {
+    for (const x of r.summary.runs) if (x.reachTarget) assert.ok(x.reachTarget.epoch >= 1 && x.reachTarget.epoch <= x.epochs, `${x.name}: epoch ${x.reachTarget.epoch} of ${x.epochs}`);
+    assert.match(body, /\(epoch \d of 6\)/);
+  });
+
+  test('number cells (wall time, FLOPs) do not wrap', () => {
+    assert.match(r.html, /td:not\(\.l\)\{white-space:nowrap\}/);
+  });
+
+  test('markers at one x are spread apart, none hidden', () => {
+    const ms = markerPaths(r.svgs['accuracy-vs-epoch.svg']);
+    assert.equal(ms.length, 3);
+    // Both NCT students transform at the teacher's last epoch: drawn side by side.
+    const xs = ms.map((m) => Math.round(m.x));
+    assert.equal(new Set(xs).size, xs.length, `x positions ${xs}`);
+  });
+
+  test('widen and deepen have distinct marker shapes; a marker at the first epoch is inside the plot', async () => {
+    const dir = join(root, 'kinds');
+    writeSyntheticSuite(dir, [
+      { name: 'FTT-R2WiderR', epochs: 4, a0: 0.3, aMax: 0.6, tau: 2, macs: 1e6, params: 10, transforms: [{ epoch: 0, spec: 'widen@0:r2r:1.5', method: 'r2r', drop: 0, macs: 2e6, params: 20 }] },
+      { name: 'FTT-R2DeeperR', epochs: 4, a0: 0.3, aMax: 0.6, tau: 2, macs: 1e6, params: 10, transforms: [{ epoch: 2, spec: 'deepen@2:r2r', method: 'r2r', drop: 0, macs: 2e6, params: 20 }] },
+    ]);
+    const k = await renderReport(loadSuite(dir));
+    const ms = markerPaths(k.svgs['accuracy-vs-epoch.svg']);
+    assert.equal(ms.length, 2);
+    assert.notEqual(ms[0].d, ms[1].d, 'one shape per kind');
+    assert.match(k.svgs['accuracy-vs-epoch.svg'], />widen<\/text>/);
+    assert.match(k.svgs['accuracy-vs-epoch.svg'], />deepen<\/text>/);
+    // The epoch-0 marker sits at the axis' low end: inset by the scale padding, not cut in half.
+    assert.ok(Math.min(...ms.map((m) => m.x)) >= 10, `leftmost marker at x=${Math.min(...ms.map((m) => m.x))}`);
+    // No teacher in this suite: the chart does not claim students are drawn after one.
+    assert.doesNotMatch(k.svgs['accuracy-vs-epoch.svg'], /drawn after their teacher/);
+    assert.doesNotMatch(k.svgs['accuracy-vs-flops.svg'], /include their teacher/);
+  });
+
+  test('a suite with students and teacher says the students are drawn after it', () => {
+    assert.match(r.svgs['accuracy-vs-epoch.svg'], /Students drawn after their teacher/);
+  });
 });

@@ -11,7 +11,7 @@
 import { checkOutputFile, writeFileAtomic } from '../io/atomic.ts';
 import { dirname, join, resolve } from 'node:path';
 import { TRAIN_FLOPS_PER_FORWARD_MAC } from '../train/metrics.ts';
-import { chartSpec, MARKER_LABEL, renderSvg, type CurvePoint, type TransformMarker, type XAxis, type YField } from './charts.ts';
+import { chartSpec, renderSvg, type CurvePoint, type TransformMarker, type XAxis, type YField } from './charts.ts';
 import { loadSuite, type RunData, type SuiteData } from './load.ts';
 
 export interface TransformSummary {
@@ -41,7 +41,10 @@ export interface RunSummary {
   totalFlops?: number;
   /** FLOPs on the shared axis: includes the teacher's when the run is drawn after its teacher. */
   totalFlopsShared?: number;
-  /** Shared-axis FLOPs (and epoch) at which the run first reached the target accuracy; null: not reached. */
+  /**
+   * When the run first reached the target accuracy: FLOPs on the shared axis (its teacher's
+   * included), and the run's own epoch (1 = its first); null: not reached.
+   */
   reachTarget?: { flops: number; epoch: number } | null;
   wallSeconds?: number;
 }
@@ -103,12 +106,17 @@ function curves(suite: SuiteData, pl: Map<string, Placement>): { points: CurvePo
       const flops = Number.isFinite(t.flops) ? t.flops : flopsAtEpoch(r, t.epoch);
       if (Number.isFinite(t.valAccAfter)) items.push({ epoch: t.epoch, order: 1, p: { run: r.name, epoch: t.epoch + eo, flops: flops + fo, valAcc: t.valAccAfter, valLoss: t.valLossAfter } });
       if (!Number.isFinite(t.valAccBefore) || !Number.isFinite(t.valAccAfter)) continue;
-      markers.push({ run: r.name, epoch: t.epoch + eo, flops: flops + fo, before: t.valAccBefore, after: t.valAccAfter, spec: t.spec ?? t.transform, method: t.method ?? '', marker: MARKER_LABEL });
+      markers.push({ run: r.name, epoch: t.epoch + eo, flops: flops + fo, before: t.valAccBefore, after: t.valAccAfter, spec: t.spec ?? t.transform, method: t.method ?? '', marker: t.transform ?? kindOf(t.spec) });
     }
     items.sort((a, b) => a.epoch - b.epoch || a.order - b.order);
     items.forEach((it, seq) => points.push({ ...it.p, seq }));
   }
   return { points, markers };
+}
+
+/** The transform kind from a spec like `widen@25:r2r:1.5`. */
+function kindOf(spec: string | undefined): string {
+  return spec?.split('@')[0] || 'transform';
 }
 
 function flopsAtEpoch(r: RunData, epoch: number): number {
@@ -139,7 +147,7 @@ export function summarize(suite: SuiteData): ReportSummary {
     let reachTarget: RunSummary['reachTarget'];
     if (target) {
       const hit = r.epochs.find((e) => e.valAcc >= target.valAcc - 1e-12);
-      reachTarget = hit ? { flops: hit.flops + flopsOffset, epoch: hit.epoch + pl.get(r.name)!.epochOffset } : null;
+      reachTarget = hit ? { flops: hit.flops + flopsOffset, epoch: hit.epoch } : null;
     }
     return {
       name: r.name,
@@ -165,20 +173,29 @@ export function summarize(suite: SuiteData): ReportSummary {
 interface ChartDef { name: string; x: XAxis; y: YField; title: string; subtitle: string; target: boolean }
 
 const CHARTS: ChartDef[] = [
-  { name: 'accuracy-vs-epoch', x: 'epoch', y: 'valAcc', title: 'Validation accuracy vs epochs', subtitle: 'Students drawn after their teacher; ▲ marks a transform', target: false },
-  { name: 'accuracy-vs-flops', x: 'flops', y: 'valAcc', title: 'Validation accuracy vs cumulative training FLOPs', subtitle: `FLOPs = ${TRAIN_FLOPS_PER_FORWARD_MAC} x forward multiply-adds per training example; students include their teacher's`, target: true },
+  { name: 'accuracy-vs-epoch', x: 'epoch', y: 'valAcc', title: 'Validation accuracy vs epochs', subtitle: '', target: false },
+  { name: 'accuracy-vs-flops', x: 'flops', y: 'valAcc', title: 'Validation accuracy vs cumulative training FLOPs', subtitle: `FLOPs = ${TRAIN_FLOPS_PER_FORWARD_MAC} x forward multiply-adds per training example`, target: true },
   { name: 'train-loss-vs-epoch', x: 'epoch', y: 'trainLoss', title: 'Training loss vs epochs', subtitle: 'Mean loss over each epoch', target: false },
 ];
 
 export async function renderReport(suite: SuiteData): Promise<RenderedReport> {
   const summary = summarize(suite);
-  const { points, markers } = curves(suite, placements(suite));
+  const pl = placements(suite);
+  const { points, markers } = curves(suite, pl);
+  // Say only what this report shows: students after teachers only when one is placed so.
+  const notes = [
+    ...([...pl.values()].some((p) => p.epochOffset > 0) ? ['students drawn after their teacher'] : []),
+    ...(markers.length ? ['a marker and a bar at each transform, from the accuracy before it to the one after'] : []),
+  ];
+  const placed = notes.length > 0 && notes[0].startsWith('students');
+  const epochSubtitle = notes.length ? notes.join('; ').replace(/^./, (c) => c.toUpperCase()) : undefined;
+  const subtitle = (c: ChartDef) => c.name === 'accuracy-vs-epoch' ? epochSubtitle : c.name === 'accuracy-vs-flops' && placed ? `${c.subtitle}; students include their teacher's` : c.subtitle;
   const runs = suite.runs.map((r) => r.name);
   const charts: ChartOutput[] = [];
   for (const [i, c] of CHARTS.entries()) {
     if (!points.some((p) => Number.isFinite(p[c.y] as number))) continue;
     const target = c.target && summary.target ? { value: summary.target.valAcc, label: `${summary.target.run} final: ${pct(summary.target.valAcc)}` } : undefined;
-    const spec = chartSpec(points, markers, { title: c.title, subtitle: c.subtitle, x: c.x, y: c.y, runs, target });
+    const spec = chartSpec(points, markers, { title: c.title, subtitle: subtitle(c), x: c.x, y: c.y, runs, target });
     charts.push({ name: c.name, title: c.title, spec, svg: await renderSvg(spec, `c${i}-`) });
   }
   const svgs = Object.fromEntries(charts.map((c) => [`${c.name}.svg`, c.svg]));
@@ -216,7 +233,7 @@ body{font-family:Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1200px;pa
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 figure{margin:1rem 0}figure svg{max-width:100%;height:auto}figcaption{font-size:.85rem;color:#555}
 table{border-collapse:collapse;font-size:.85rem}th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right;vertical-align:top}
-th{background:#f3f3f3}td.l,th.l{text-align:left}tr.target td{background:#fff8e1}
+th{background:#f3f3f3}td.l,th.l{text-align:left}td:not(.l){white-space:nowrap}tr.target td{background:#fff8e1}
 .drop{color:#b00020}.muted{color:#777}pre{background:#f7f7f7;padding:.5rem;overflow:auto;font-size:.8rem}
 details{margin:.3rem 0}summary{cursor:pointer}ul.warn li{color:#8a5a00;font-size:.85rem}
 `;
@@ -226,9 +243,9 @@ function renderHtml(suite: SuiteData, s: ReportSummary, charts: ChartOutput[]): 
   const target = s.target ? `${esc(s.target.run)}'s final validation accuracy, ${pct(s.target.valAcc)}` : 'the from-scratch run\'s final accuracy (none in this suite)';
   const rows = s.runs.map((r) => {
     const tr = r.transforms.length
-      ? r.transforms.map((t) => `${esc(t.spec)} <span class="muted">@${t.epoch}</span>`).join('<br>') : '<span class="muted">none</span>';
+      ? r.transforms.map((t) => t.spec.includes('@') ? esc(t.spec) : `${esc(t.spec)} <span class="muted">@${t.epoch}</span>`).join('<br>') : '<span class="muted">none</span>';
     const acc = (f: (t: TransformSummary) => string) => r.transforms.length ? r.transforms.map(f).join('<br>') : '';
-    const reach = r.reachTarget === undefined ? '' : r.reachTarget === null ? '<span class="muted">not reached</span>' : `${flops(r.reachTarget.flops)} <span class="muted">(epoch ${r.reachTarget.epoch})</span>`;
+    const reach = r.reachTarget === undefined ? '' : r.reachTarget === null ? '<span class="muted">not reached</span>' : `${flops(r.reachTarget.flops)} <span class="muted">(epoch ${r.reachTarget.epoch} of ${r.epochs})</span>`;
     return `<tr${s.target?.run === r.name ? ' class="target"' : ''}><td class="l">${esc(r.name)}</td><td class="l">${esc(r.role)}${r.teacher ? `<br><span class="muted">from ${esc(r.teacher)}</span>` : ''}</td>`
       + `<td>${r.epochs}</td><td><b>${pct(r.finalValAcc)}</b></td><td>${pct(r.bestValAcc)}</td><td class="l">${tr}</td>`
       + `<td>${acc((t) => pct(t.before))}</td><td>${acc((t) => `<span class="${t.after < t.before - 0.005 ? 'drop' : ''}">${pct(t.after)}</span>`)}</td>`
@@ -255,7 +272,7 @@ function renderHtml(suite: SuiteData, s: ReportSummary, charts: ChartOutput[]): 
 ${figs}
 <h2>Summary</h2>
 <p>Accuracies are validation accuracies. "Before / after" are measured just before and just after each transform.
-"FLOPs to reach" is the training FLOPs a run needed to first reach ${target}; for a student these include its teacher's FLOPs when the teacher is in this report.
+"FLOPs to reach" is the training FLOPs a run needed to first reach ${target} (at the run's own epoch shown, counted from its start); for a student these include its teacher's FLOPs when the teacher is in this report.
 FLOPs count ${TRAIN_FLOPS_PER_FORWARD_MAC} x the forward multiply-adds of every conv and dense layer per training example.</p>
 <table id="summary">
 <thead><tr><th class="l">Run</th><th class="l">Role</th><th>Epochs</th><th>Final val. acc.</th><th>Best</th><th class="l">Transform</th><th>Acc. before</th><th>Acc. after</th><th>Params</th><th>FLOPs to reach target</th><th>Total FLOPs</th><th>incl. teacher</th><th>Wall time</th><th class="l">Status</th></tr></thead>

@@ -64,7 +64,7 @@ export function syntheticRecords(r: SyntheticRun): MetricsRecord[] {
       // The drop fades as training goes on (halved each epoch).
       offset = t.drop;
       const rec: TransformRecord = {
-        type: 'transform', epoch: e, step: e * 8, transform: 'widen', method: t.method, spec: t.spec,
+        type: 'transform', epoch: e, step: e * 8, transform: t.spec.split('@')[0] as TransformRecord['transform'], method: t.method, spec: t.spec,
         valAccBefore: before, valAccAfter: acc(e), valLossBefore: 2 - before, valLossAfter: 2 - acc(e),
         paramsBefore: params, paramsAfter: t.params, archBefore: arch, archAfter: `arch-${t.macs}`, flops,
       };

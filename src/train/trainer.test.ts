@@ -200,3 +200,11 @@ describe('trainer on a CIFAR-10 slice (tfjs wasm)', { skip: !haveCifar && !proce
     assert.ok(Math.abs(t.valLossAfter - t.valLossBefore) < 1e-5 * t.valLossBefore);
   });
 });
+
+it('the per-epoch log line labels the epoch\'s own time and the run\'s total apart', async () => {
+  const lines: string[] = [];
+  await train({ dir: join(tmp, 'logged'), name: 'logged', config: { ...base, epochs: 2 }, data, engine, start: start(), hooks: { log: (l) => lines.push(l) } });
+  const epochs = lines.filter((l) => /: epoch \d\/2 /.test(l));
+  assert.equal(epochs.length, 2);
+  for (const l of epochs) assert.match(l, /\| epoch \d+\.\d s, run \d+\.\d s so far$/);
+});

@@ -278,6 +278,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     let lastVal: { loss: number; acc: number } | undefined;
 
     for (let e = st.epoch; e < config.epochs; e++) {
+      const epochStart = wall();
       for (const t of schedule.filter((s) => s.epoch === e)) {
         const before = await validate(model!, data.val, handles.val, config, data.inputShape);
         const w = await model!.getWeights();
@@ -318,7 +319,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         flops: st.flops, macsPerExample: macs, params: countParams(graph), arch: architectureId(graph), wallSeconds: wall(),
       };
       emit(rec);
-      log(`${opts.name}: epoch ${e + 1}/${config.epochs} lr ${lr.toPrecision(3)} train loss ${tr.loss.toFixed(4)} acc ${pct(rec.trainAcc)} | val loss ${v.loss.toFixed(4)} acc ${pct(v.acc)} | ${rec.wallSeconds.toFixed(1)} s`);
+      log(`${opts.name}: epoch ${e + 1}/${config.epochs} lr ${lr.toPrecision(3)} train loss ${tr.loss.toFixed(4)} acc ${pct(rec.trainAcc)} | val loss ${v.loss.toFixed(4)} acc ${pct(v.acc)} | epoch ${(rec.wallSeconds - epochStart).toFixed(1)} s, run ${rec.wallSeconds.toFixed(1)} s so far`);
 
       weights = await model!.getWeights();
       optState = await model!.getOptimizerState();

@@ -17,9 +17,11 @@ function r2r(...args: string[]): { code: number; stdout: string; stderr: string 
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** verify --json prints one pretty-printed object per mode. */
+/** verify --json prints one JSON document whose `results` hold one object per mode. */
 function parseObjects(s: string): Record<string, any>[] {
-  return s.split(/\n(?=\{)/).filter((x) => x.trim()).map((x) => JSON.parse(x));
+  const doc = JSON.parse(s);
+  assert.ok(Array.isArray(doc.results), 'verify --json: results');
+  return doc.results;
 }
 
 test('inspect --json: ResNetCifar-18(1/8) has 23,794 parameters, (3/16) 52,198, and the expected groups', () => {
@@ -103,4 +105,38 @@ test('bad input: clear errors and exit codes', () => {
   const ckpt = r2r('inspect', '--checkpoint', '/nonexistent/dir');
   assert.equal(ckpt.code, 4);
   assert.match(ckpt.stderr, /\/nonexistent\/dir: not a checkpoint/);
+});
+
+test('verify --json is one JSON document (model, pass, results per mode), and auto names its engine only on stderr', () => {
+  const r = r2r('verify', '--model', 'mlp', '--width', '0.25', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout);
+  assert.equal(doc.pass, true);
+  assert.equal(doc.transform, 'widen');
+  assert.deepEqual(doc.results.map((o: any) => o.mode), ['inference', 'training']);
+  const text = r2r('verify', '--model', 'mlp', '--width', '0.25');
+  assert.match(text.stderr, /^r2r: engine auto -> (torch|tfjs): /m);
+});
+
+test('CLI conventions: typos exit 2 with a one-line error and a suggestion, not the whole help', () => {
+  for (const [args, hint] of [[['verfy'], /Did you mean verify\?/], [['verify', '--modle', 'mlp'], /Did you mean --model\?/], [['verify', '--engine', 'x'], /Allowed choices/]] as const) {
+    const r = r2r(...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^r2r: error: /);
+    assert.match(r.stderr, hint);
+    assert.doesNotMatch(r.stderr, /Usage:|Options:/);
+    assert.ok(r.stderr.split('\n').length <= 4, r.stderr);
+  }
+  // r2r's own usage errors: the same form and status.
+  const own = r2r('verify', '--seed', 'x');
+  assert.equal(own.code, 2);
+  assert.match(own.stderr, /^r2r: error: --seed: expected an integer/);
+  assert.equal(r2r('--version').code, 0);
+});
+
+test('--help lists every exit status', () => {
+  const r = r2r('--help');
+  assert.equal(r.code, 0);
+  for (const code of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]) assert.match(r.stdout, new RegExp(`^ +${code}  \\S`, 'm'), `exit status ${code}`);
+  assert.match(r.stdout, /--json prints one JSON document/);
 });

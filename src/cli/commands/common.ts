@@ -7,7 +7,8 @@ import { initWeights } from '../../ir/weights.ts';
 import { assertFits, estimateSize } from '../../ir/budget.ts';
 import { ZOO, zooModel } from '../../models/zoo.ts';
 import { Rng } from '../../rng.ts';
-import { ENGINE_NAMES } from '../../engines/registry.ts';
+import type { Engine } from '../../engines/engine.ts';
+import { ENGINE_NAMES, getEngine, type EngineOptions } from '../../engines/registry.ts';
 
 export const engineOption = () =>
   new Option('--engine <name>', 'engine: auto prefers the native libtorch engine, else TensorFlow.js').choices(ENGINE_NAMES).default('auto' as const);
@@ -63,8 +64,42 @@ export function loadGraph(o: { model?: string; width?: number; checkpoint?: stri
   return { graph, source: graph.name ?? o.model };
 }
 
+/**
+ * Machine-readable output, one convention for every command: `--json` prints exactly one JSON
+ * document on stdout (pretty-printed), so `r2r CMD --json | jq .` always works; a command that
+ * streams results as they come prints JSON Lines instead (one compact object per line, via
+ * printJsonLine) and says so in its --json help. Human-readable notes go to stderr either way.
+ */
+export const jsonOption = (what = 'the result') => new Option('--json', `print ${what} as one JSON document on stdout`);
+export const jsonLinesOption = (what = 'each result') => new Option('--json', `print ${what} as JSON Lines on stdout (one object per line, as it comes)`);
+
+let jsonDocuments = 0;
+let jsonLines = 0;
+
+/** Prints the command's one JSON document. A second call (or mixing with JSON Lines) is a bug: it throws. */
 export function printJson(value: unknown): void {
+  if (jsonDocuments++ > 0 || jsonLines > 0) throw new Error('printJson: a command prints one JSON document; collect the values into one object or use printJsonLine');
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Prints one line of a JSON Lines stream. */
+export function printJsonLine(value: unknown): void {
+  if (jsonDocuments > 0) throw new Error('printJsonLine: this command already printed a JSON document');
+  jsonLines++;
+  process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+/**
+ * Gets the engine a command asked for and, when it asked for `auto`, says on stderr which one was
+ * chosen and why, before any work starts (so a slow run is never a surprise).
+ */
+export async function openEngine(name: string, opts: EngineOptions = {}, o: { quiet?: boolean } = {}): Promise<Engine> {
+  const engine = await getEngine(name, opts);
+  if (name === 'auto' && !o.quiet) {
+    const why = engine.name === 'torch' ? 'the native libtorch addon is built' : 'the native libtorch addon is not available (see `npm run build:native`)';
+    process.stderr.write(`r2r: engine auto -> ${engine.name}: ${engine.description} (${why}; choose with --engine)\n`);
+  }
+  return engine;
 }
 
 export { formatTable } from '../../report/table.ts';

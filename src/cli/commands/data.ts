@@ -5,7 +5,7 @@ import { CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, findBatchFile } from '../../dat
 import type { ImageSet } from '../../data/dataset.ts';
 import { CIFAR10_MD5, CIFAR10_URL, DEFAULT_FETCH_TIMEOUT_S, fetchCifar10 } from '../../data/fetch.ts';
 import { createProgress } from '../progress.ts';
-import { formatTable, parseNumber, printJson } from './common.ts';
+import { formatTable, jsonOption, parseNumber, printJson } from './common.ts';
 
 export function register(program: Command): void {
   const data = program.command('data').description('Get and inspect the CIFAR-10 data.');
@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .addOption(new Option('--md5 <hex>', `expected MD5 of the archive (default: ${CIFAR10_MD5} for the official URL, unchecked for others)`))
     .addOption(new Option('--timeout <s>', 'give up after this many seconds without data from the server').argParser(parseNumber('--timeout', { above: 0 })).default(DEFAULT_FETCH_TIMEOUT_S))
     .option('--force', 'download again even when the data is already there')
-    .option('--json', 'print the result as JSON')
+    .addOption(jsonOption('{dir, skipped, bytes, md5, records}'))
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       let bar: ReturnType<typeof createProgress> | undefined;
@@ -53,7 +53,7 @@ export function register(program: Command): void {
     .command('info')
     .description('Where the CIFAR-10 data is found (--data, R2R_DATA or ./data/cifar10), its files, record and class counts, and the training set\'s channel statistics.')
     .addOption(new Option('--data <dir>', 'CIFAR-10 directory (default: R2R_DATA, else ./data/cifar10)'))
-    .option('--json', 'print as JSON')
+    .addOption(jsonOption('{dir, classes, files, trainChannelStats}'))
     .action((o) => {
       const dir = locateCifar10(o.data);
       const files = [...CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE].map((f) => {

@@ -1,13 +1,14 @@
 /** `r2r experiment`: the paper's runs (table 5) and their from-scratch baselines, by name or by suite. */
 import { Command, Option } from '@commander-js/extra-typings';
 import type { DatasetName } from '../../data/index.ts';
+import type { EngineName } from '../../engines/registry.ts';
 import { UsageError } from '../../errors.ts';
 import { findRun, PRESET_NAMES, PRESETS, type PresetName, RUNS, scaleRun, SUITES, suiteRuns, type RunDef } from '../../experiments/catalog.ts';
 import { runExperiments, runExperimentSeeds, type RunOutcome } from '../../experiments/runner.ts';
 import { seededText } from '../../experiments/seeds.ts';
 import { summaryText } from '../../experiments/summary.ts';
 import { cliHooks, dataDirOption, datasetOption, deviceOption, engineOptions, limitOption, tfjsBackendOption, threadsOption, valLimitOption } from './train.ts';
-import { engineOption, formatTable, parseInteger, printJson } from './common.ts';
+import { engineOption, formatTable, jsonOption, openEngine, parseInteger, printJson } from './common.ts';
 
 export function register(program: Command): void {
   program
@@ -28,7 +29,7 @@ export function register(program: Command): void {
     .addOption(new Option('--keep <n>', 'epoch checkpoints kept per run; 0 removes them when a run completes (final/ stays)').argParser(parseInteger('--keep', 0)).default(2))
     .option('--retrain-teachers', 'train teachers again even when a cached one matches')
     .addOption(engineOption()).addOption(tfjsBackendOption()).addOption(deviceOption()).addOption(threadsOption())
-    .option('--json', 'print the list or the summaries as JSON')
+    .addOption(jsonOption('the list (with --list) or {outcomes, summaries}'))
     .option('--quiet', 'no progress output')
     .action(async (names, o) => {
       if (o.list) {
@@ -44,7 +45,8 @@ export function register(program: Command): void {
       const defs: RunDef[] = [];
       for (const d of [...(o.suite ?? []).flatMap(suiteRuns), ...names.map(findRun)]) if (!defs.includes(d)) defs.push(d);
       const opts = {
-        out: o.out, preset: o.preset, engine: o.engine, engineOptions: engineOptions(o), seed: o.seed, resume: o.resume, overwrite: o.overwrite, resetOptimizer: o.resetOptimizer,
+        // Resolved here so that `auto` says which engine it chose before the first run starts.
+        out: o.out, preset: o.preset, engine: o.engine === 'auto' ? (await openEngine('auto', engineOptions(o), { quiet: o.quiet })).name as EngineName : o.engine, engineOptions: engineOptions(o), seed: o.seed, resume: o.resume, overwrite: o.overwrite, resetOptimizer: o.resetOptimizer,
         epochs: o.epochs, keepCheckpoints: o.keep, retrainTeachers: o.retrainTeachers, hooks: cliHooks(o.quiet),
         data: { dataset: (o.dataset ?? 'cifar10') as DatasetName, dir: o.data, trainLimit: o.limit, valLimit: o.valLimit },
       };
@@ -63,7 +65,7 @@ export function register(program: Command): void {
       }
       const failed = res.outcomes.filter((x) => x.status === 'failed');
       if (failed.length) {
-        process.stderr.write(`r2r: ${failed.length} of ${res.outcomes.length} runs failed: ${failed.map((f) => f.name).join(', ')} (see their run.json)\n`);
+        process.stderr.write(`r2r: error: ${failed.length} of ${res.outcomes.length} runs failed: ${failed.map((f) => f.name).join(', ')} (see their run.json)\n`);
         process.exitCode = 1;
       }
     });

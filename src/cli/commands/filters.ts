@@ -2,12 +2,12 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { UsageError } from '../../errors.ts';
 import { checkOutputFile } from '../../io/atomic.ts';
-import { parseInteger, printJson } from './common.ts';
+import { jsonOption, parseInteger, printJson } from './common.ts';
 
 export function register(program: Command): void {
   program
     .command('filters')
-    .description('Draw the filters of the first conv layer (or --layer) of a checkpoint as a PNG grid, each filter colour-normalised to its own min..max. With --compare, a second panel below shows the same layer of another checkpoint (e.g. right after the widen, then after further training). The teacher\'s filters (index < --old, or the smaller filter count of the two) have grey borders; the new ones start on a fresh row below an orange line and have orange borders.')
+    .description('Draw the filters of the first conv layer (or --layer) of a checkpoint as a PNG grid, each filter colour-normalised to its own min..max. With --compare, a second panel below shows the same layer of another checkpoint (e.g. right after the widen, then after further training). A label strip above each panel names its run, checkpoint and layer. The teacher\'s filters (index < --old, or the smaller filter count of the two) have grey borders; the new ones start on a fresh row below an orange line and have orange borders.')
     .argument('<checkpoint>', 'checkpoint directory (model.json + weights.safetensors), or a run directory for its last checkpoint')
     .addOption(new Option('--compare <checkpoint>', 'a second checkpoint drawn as a second panel (below a blue bar)'))
     .addOption(new Option('--out <file>', 'PNG file to write').default('filters.png'))
@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .addOption(new Option('--teacher <checkpoint>', 'take the old filter count from this checkpoint\'s layer (the teacher before the widen)'))
     .addOption(new Option('--scale <px>', 'pixels per kernel tap (default: a 7x7 filter becomes 56 px)').argParser(parseInteger('--scale', 1)))
     .addOption(new Option('--columns <n>', 'filters per row (default: up to 16)').argParser(parseInteger('--columns', 1)))
-    .option('--json', 'print the layout as JSON')
+    .addOption(jsonOption('the layout'))
     .action(async (checkpoint, o) => {
       if (o.old !== undefined && o.teacher) throw new UsageError('give --old N or --teacher CHECKPOINT, not both');
       if (o.columns !== undefined && o.columns < 1) throw new UsageError(`--columns must be at least 1, got ${o.columns}`);

@@ -3,7 +3,7 @@ import { Command } from '@commander-js/extra-typings';
 import { analyzeChannelGroups } from '../../groups/analyze.ts';
 import { analyzeGraph, countMacs, countParams } from '../../ir/graph.ts';
 import { sizeOf } from '../../ir/shapes.ts';
-import { checkpointOption, formatTable, loadGraph, modelOption, printJson, seedOption, widthOption } from './common.ts';
+import { checkpointOption, formatTable, jsonOption, loadGraph, modelOption, printJson, seedOption, widthOption } from './common.ts';
 
 export function register(program: Command): void {
   program
@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .addOption(widthOption())
     .addOption(checkpointOption())
     .addOption(seedOption())
-    .option('--json', 'print {name, params, macs, nodes, groups} as JSON')
+    .addOption(jsonOption('{name, params, macs, nodes, groups}'))
     .action((o) => {
       const { graph, source } = loadGraph(o);
       const info = analyzeGraph(graph);

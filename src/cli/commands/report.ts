@@ -2,7 +2,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { dirname, relative } from 'node:path';
 import { checkOutputFile } from '../../io/atomic.ts';
-import { formatTable, parseNumber, printJson } from './common.ts';
+import { formatTable, jsonOption, parseNumber, printJson } from './common.ts';
 
 export function register(program: Command): void {
   program
@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .addOption(new Option('--out <file>', 'HTML file to write (default: DIR/report.html); the SVGs go in the same directory'))
     .option('--png', 'also write a PNG of every chart beside its SVG (needs headless Chromium)')
     .addOption(new Option('--png-scale <s>', 'pixel density of the PNGs').argParser(parseNumber('--png-scale', { above: 0 })).default(2))
-    .option('--json', 'print the summary (the table\'s numbers and the files written) as JSON')
+    .addOption(jsonOption('the summary (the table\'s numbers and the files written)'))
     .action(async (dir, o) => {
       if (o.out) checkOutputFile(o.out, '--out', 'report.html');
       const { writeReport } = await import('../../report/report.ts');

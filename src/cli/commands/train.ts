@@ -2,7 +2,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { join } from 'node:path';
 import { DATASET_NAMES, loadDataset, type DatasetName } from '../../data/index.ts';
-import { getEngine, type EngineOptions } from '../../engines/registry.ts';
+import type { EngineOptions } from '../../engines/registry.ts';
 import { UsageError } from '../../errors.ts';
 import { loadCheckpoint } from '../../io/checkpoint.ts';
 import { initWeights } from '../../ir/weights.ts';
@@ -11,7 +11,7 @@ import { ZOO, zooModel } from '../../models/zoo.ts';
 import { Rng } from '../../rng.ts';
 import { train, validateRunName, type TrainHooks } from '../../train/trainer.ts';
 import { createProgress } from '../progress.ts';
-import { engineOption, parseInteger, parseNumber, printJson } from './common.ts';
+import { engineOption, jsonOption, openEngine, parseInteger, parseNumber, printJson } from './common.ts';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -24,9 +24,15 @@ export const valLimitOption = () => new Option('--val-limit <n>', 'use only the 
 /** Engine tuning flags shared with `r2r experiment`. */
 export const tfjsBackendOption = () => new Option('--tfjs-backend <b>', 'tfjs engine backend').choices(['wasm', 'cpu'] as const);
 export const deviceOption = () => new Option('--device <d>', 'torch engine device: cpu or cuda');
-export const threadsOption = () => new Option('--threads <n>', 'intra-op threads where the engine lets us choose').argParser(parseInteger('--threads', 1));
+export const threadsOption = () => new Option('--threads <n>', 'torch engine intra-op threads: N, or auto (default; or OMP_NUM_THREADS when set): the cores other processes leave free, re-checked as it runs, so a busy machine does not slow two threads down to less than one; give N when runs must repeat bit for bit (the count changes float rounding)')
+  .argParser((v): number | 'auto' => {
+    if (v === 'auto') return v;
+    const n = parseInteger('--threads')(v);
+    if (n < 1) throw new UsageError(`--threads: expected a positive integer or auto, got '${v}'`);
+    return n;
+  });
 
-export function engineOptions(o: { tfjsBackend?: string; device?: string; threads?: number }): EngineOptions {
+export function engineOptions(o: { tfjsBackend?: string; device?: string; threads?: number | 'auto' }): EngineOptions {
   return { backend: o.tfjsBackend, device: o.device, threads: o.threads };
 }
 
@@ -64,7 +70,7 @@ export function register(program: Command): void {
     .addOption(new Option('--stop-after <n>', 'stop after N epochs as if killed (resume later with --resume)').argParser(parseInteger('--stop-after', 1)))
     .addOption(new Option('--keep <n>', 'checkpoints to keep').argParser(parseInteger('--keep', 0)).default(2))
     .addOption(engineOption()).addOption(tfjsBackendOption()).addOption(deviceOption()).addOption(threadsOption())
-    .option('--json', 'print the final metrics records as JSON')
+    .addOption(jsonOption('{dir, status, finalValAcc, flops, records}'))
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       if (!!o.model === !!o.checkpoint) throw new UsageError('give exactly one of --model NAME or --checkpoint DIR');
@@ -79,7 +85,7 @@ export function register(program: Command): void {
         assertFits(`${o.model}${o.width !== undefined ? ` --width ${o.width}` : ''} (batch ${o.batchSize})`, [estimateSize(graph, o.batchSize)]);
         start = { graph, weights: initWeights(graph, new Rng(`init:${o.seed}`)) };
       }
-      const engine = await getEngine(o.engine, engineOptions(o));
+      const engine = await openEngine(o.engine, engineOptions(o), { quiet: o.quiet });
       const dir = o.out ?? join('runs', 'train', o.name);
       const r = await train({
         dir, name: o.name, data, engine, start, resume: o.resume, overwrite: o.overwrite, stopAfterEpoch: o.stopAfter, hooks: cliHooks(o.quiet),

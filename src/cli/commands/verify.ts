@@ -2,14 +2,14 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { join } from 'node:path';
 import { R2RError, UsageError } from '../../errors.ts';
-import { getEngine } from '../../engines/registry.ts';
 import { saveCheckpoint } from '../../io/checkpoint.ts';
 import { writeSafetensors } from '../../io/safetensors.ts';
 import { Rng } from '../../rng.ts';
 import { INIT_METHODS, type InitMethod } from '../../transforms/init.ts';
 import type { TransformSpec } from '../../transforms/index.ts';
+import { threadsOption } from './train.ts';
 import { EXACT_TOLERANCE, verifyTransform } from '../../verify.ts';
-import { checkpointOption, engineOption, formatTable, loadModel, modelOption, parseInteger, parseNumber, printJson, seedOption, widthOption } from './common.ts';
+import { checkpointOption, engineOption, formatTable, jsonOption, loadModel, modelOption, openEngine, parseInteger, parseNumber, printJson, seedOption, widthOption } from './common.ts';
 
 const METHODS = { widen: ['r2r', 'net2net', 'netmorph', 'random'], deepen: ['r2r', 'net2net', 'random'], kernel: ['netmorph'] } as const;
 
@@ -35,8 +35,9 @@ export function register(program: Command): void {
     .addOption(new Option('--batch <n>', 'examples in the random batch').argParser(parseInteger('--batch', 1)).default(32))
     .addOption(seedOption())
     .addOption(engineOption())
+    .addOption(threadsOption())
     .addOption(new Option('--save <dir>', 'write teacher/ and student/ checkpoints and batch.safetensors (input and both logits per mode)'))
-    .option('--json', 'print one JSON object per mode')
+    .addOption(jsonOption('{model, transform, method, tolerance, pass, notes, results: [one object per mode]}'))
     .action(async (o) => {
       const allowed = METHODS[o.transform] as readonly string[];
       if (!allowed.includes(o.method)) throw new UsageError(`--method ${o.method} is not a ${o.transform} method; choose one of ${allowed.join(', ')}`);
@@ -52,7 +53,7 @@ export function register(program: Command): void {
         if (!o.at) throw new UsageError('--transform kernel needs --at CONV_NODE');
         spec = { transform: 'kernel', node: o.at, size: o.size };
       }
-      const engine = await getEngine(o.engine);
+      const engine = await openEngine(o.engine, { threads: o.threads }, { quiet: o.json });
       const out = await verifyTransform(engine, graph, weights, spec, { batchSize: o.batch, rng: new Rng(o.seed + 1), tolerance: o.tolerance });
       if (o.save) {
         saveCheckpoint(join(o.save, 'teacher'), { graph, weights });
@@ -67,7 +68,10 @@ export function register(program: Command): void {
         }, { layout: 'NHWC', note: 'training-mode logits use batch statistics of this batch' });
       }
       if (o.json) {
-        for (const r of out.results) printJson({ ...r, model: source, tolerance: o.tolerance });
+        printJson({
+          model: source, transform: o.transform, method: o.method, engine: engine.description, tolerance: o.tolerance,
+          pass: out.results.every((r) => r.pass), notes: out.student.report.notes, results: out.results,
+        });
       } else {
         const r0 = out.results[0];
         console.log(`${source}: ${o.transform} ${r0.method} on ${engine.description}; params ${r0.paramsBefore.toLocaleString('en-US')} -> ${r0.paramsAfter.toLocaleString('en-US')}`);

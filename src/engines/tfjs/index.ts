@@ -13,7 +13,7 @@ export interface TfjsEngineOptions {
   /** 'wasm' (default) or 'cpu'. */
   backend?: string;
   /** Ignored: the wasm backend runs single-threaded in Node (no worker threads), cpu always is. */
-  threads?: number;
+  threads?: number | 'auto';
 }
 
 export async function createTfjsEngine(opts: TfjsEngineOptions = {}): Promise<Engine> {

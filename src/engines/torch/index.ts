@@ -15,13 +15,17 @@ import type {
   Batch, BuildOptions, DatasetHandle, Engine, EngineModel, EpochResult, ForwardOptions, OptimizerConfig,
   OptimizerState, StepResult,
 } from '../engine.ts';
+import { ThreadAdvisor } from '../cpu_load.ts';
 import { loadAddon, type NativeAddon, type NativeDataset, type NativeModel, type NativeOpSpec } from './native.ts';
 
 export interface TorchEngineOptions {
   /** 'cpu' (default) or 'cuda' / 'cuda:N' where the libtorch build has CUDA. */
   device?: string;
-  /** Intra-op threads (at::set_num_threads); default: the machine's cores. */
-  threads?: number;
+  /**
+   * Intra-op threads (at::set_num_threads). Default 'auto' (or OMP_NUM_THREADS when set): the
+   * cores other processes leave free, re-checked between calls (cpu_load.ts says why).
+   */
+  threads?: number | 'auto';
   /**
    * Train with activations and conv kernels in channels_last memory format (the IR's own NHWC
    * order). Default off (NCHW, PyTorch's default): on 2 cores NCHW trained ResNetCifar-18 1.1-1.3x
@@ -102,14 +106,14 @@ export class TorchModel implements EngineModel {
   private optimizer?: OptimizerConfig;
   private disposed = false;
 
-  private constructor(readonly graph: Graph, private readonly native: NativeModel) {
+  private constructor(readonly graph: Graph, private readonly native: NativeModel, private threads: number, private readonly advisor?: ThreadAdvisor) {
     this.info = analyzeGraph(graph);
     this.specs = paramSpecs(graph, this.info);
     this.inputSize = sizeOf(this.info.inputShape);
     this.classes = this.info.outputShape[0];
   }
 
-  static async create(addon: NativeAddon, graph: Graph, weights: Weights, opts: { device: string; threads: number; channelsLast: boolean; seed?: number }): Promise<TorchModel> {
+  static async create(addon: NativeAddon, graph: Graph, weights: Weights, opts: { device: string; threads: number; channelsLast: boolean; seed?: number }, advisor?: ThreadAdvisor): Promise<TorchModel> {
     const info = analyzeGraph(graph);
     validateWeights(graph, weights, 'weights', info);
     const { ops, output } = compileGraph(graph, info);
@@ -119,7 +123,7 @@ export class TorchModel implements EngineModel {
     } catch (e) {
       throw engineError(`building '${graph.name ?? 'graph'}'`, e);
     }
-    const m = new TorchModel(graph, native);
+    const m = new TorchModel(graph, native, opts.threads, typeof native.setThreads === 'function' ? advisor : undefined);
     await m.setWeights(weights);
     return m;
   }
@@ -147,7 +151,18 @@ export class TorchModel implements EngineModel {
     }
   }
 
+  /** With automatic threads: follow the free cores (cheap; decides at most every 250 ms). */
+  private adaptThreads(): void {
+    if (!this.advisor) return;
+    const t = this.advisor.recheck();
+    if (t !== this.threads) {
+      this.native.setThreads!(t);
+      this.threads = t;
+    }
+  }
+
   private async call<T>(what: string, f: () => Promise<T>): Promise<T> {
+    this.adaptThreads();
     try {
       return await f();
     } catch (e) {
@@ -292,6 +307,12 @@ export class TorchModel implements EngineModel {
   }
 }
 
+/** OMP_NUM_THREADS, as PyTorch reads it: a fixed thread count when set to a positive integer. */
+function ompNumThreads(): number | undefined {
+  const v = Number(process.env.OMP_NUM_THREADS);
+  return Number.isInteger(v) && v >= 1 ? v : undefined;
+}
+
 function envFlag(name: string): boolean | undefined {
   const v = process.env[name];
   if (v === undefined || v === '') return undefined;
@@ -312,16 +333,21 @@ export async function createTorchEngine(opts: TorchEngineOptions = {}): Promise<
       `torch engine: device '${device}' needs a CUDA build of libtorch and a visible GPU, but libtorch ${info.torchVersion} here has none; ` +
       'download a CUDA LibTorch, then `LIBTORCH=/path/to/libtorch npm run build:native`, or use --device cpu');
   }
-  const threads = opts.threads ?? availableParallelism();
-  if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`torch engine: threads must be a positive integer, got ${threads}`);
+  const fixed = opts.threads ?? ompNumThreads() ?? 'auto';
+  if (fixed !== 'auto' && (!Number.isInteger(fixed) || fixed < 1)) throw new UsageError(`torch engine: threads must be a positive integer or 'auto', got ${fixed}`);
+  // Automatic threads only make sense on the CPU; a GPU run keeps one host thread per core.
+  const advisor = fixed === 'auto' && device === 'cpu' ? new ThreadAdvisor() : undefined;
+  const start = advisor ? await advisor.threads() : fixed === 'auto' ? availableParallelism() : fixed;
+  const threadText = advisor ? `auto threads, ${start} at start` : `${start} thread${start === 1 ? '' : 's'}`;
   const channelsLast = opts.channelsLast ?? envFlag('R2R_TORCH_CHANNELS_LAST') ?? false;
   return {
     name: 'torch',
-    description: `libtorch ${info.torchVersion} (${device}, ${threads} thread${threads === 1 ? '' : 's'}${channelsLast ? ', channels_last' : ''})`,
-    build(graph: Graph, weights: Weights, b: BuildOptions = {}): Promise<EngineModel> {
+    description: `libtorch ${info.torchVersion} (${device}, ${threadText}${channelsLast ? ', channels_last' : ''})`,
+    async build(graph: Graph, weights: Weights, b: BuildOptions = {}): Promise<EngineModel> {
+      const threads = b.threads ?? (advisor ? await advisor.threads() : start);
       return TorchModel.create(addon, graph, weights, {
-        device: b.device ?? device, threads: b.threads ?? threads, channelsLast, ...(b.seed !== undefined ? { seed: b.seed } : {}),
-      });
+        device: b.device ?? device, threads, channelsLast, ...(b.seed !== undefined ? { seed: b.seed } : {}),
+      }, b.threads === undefined ? advisor : undefined);
     },
   };
 }

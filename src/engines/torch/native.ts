@@ -43,6 +43,8 @@ export interface NativeModel {
   gradients(x: Float32Array, labels: Int32Array, n: number): Promise<{ loss: number; grads: Record<string, Float32Array> }>;
   setOptimizer(config: object, state?: NativeOptimizerState): void;
   setLearningRate(lr: number): void;
+  /** Intra-op threads for later calls (absent in addons built before it existed). */
+  setThreads?(n: number): void;
   getOptimizerState(): Promise<NativeOptimizerState | undefined>;
   trainStep(x: Float32Array, labels: Int32Array, n: number): Promise<NativeStep>;
   evaluate(x: Float32Array, labels: Int32Array, n: number): Promise<NativeStep>;
@@ -56,7 +58,7 @@ export interface NativeModel {
 
 export interface NativeAddon {
   NativeModel: new (ops: NativeOpSpec[], output: number, opts: { device: string; threads: number; channelsLast: boolean; seed?: number }) => NativeModel;
-  info(): { torchVersion: string; cuda: boolean; cudaDevices: number; defaultThreads: number; parallelInfo: string };
+  info(): { torchVersion: string; cuda: boolean; cudaDevices: number; defaultThreads: number; parallelInfo: string; openblasThreads?: boolean };
 }
 
 /** Where the addon is looked for; R2R_TORCH_ADDON overrides (a prebuilt .node elsewhere). */

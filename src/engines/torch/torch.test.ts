@@ -6,6 +6,9 @@
  * Without the addon these tests skip with a loud message locally; with CI=true they fail.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { describeEngineConformance, kitchenSink, randomBatch } from '../../../test/engines/conformance.ts';
 import { calibratedNet } from '../../../test/helpers/preserved.ts';
@@ -20,7 +23,7 @@ import { Rng } from '../../rng.ts';
 import { applyTransform, type TransformSpec } from '../../transforms/index.ts';
 import type { Batch, Engine, EngineModel, OptimizerConfig } from '../engine.ts';
 import { getEngine } from '../registry.ts';
-import { createTorchEngine } from './index.ts';
+import { compileGraph, createTorchEngine } from './index.ts';
 import { loadAddon } from './native.ts';
 
 let unavailable: string | undefined;
@@ -89,6 +92,52 @@ describe('torch engine', { skip }, () => {
   it('describes itself and is what the registry picks for auto', async () => {
     assert.match(engine.description, /^libtorch 1\.\d+\.\d+ \(cpu, 2 threads/);
     assert.equal((await getEngine('auto', { threads: 1 })).name, 'torch');
+  });
+
+  it('threads default to auto: with a CPU-burning process competing, fewer threads than cores (at least 1)', async () => {
+    const burner = spawn(process.execPath, ['-e', 'const end = Date.now() + 10000; while (Date.now() < end);'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const e = await createTorchEngine({ threads: 'auto' });
+      const m = /\(cpu, auto threads, (\d+) at start\)/.exec(e.description);
+      assert.ok(m, e.description);
+      assert.ok(Number(m[1]) >= 1 && Number(m[1]) <= Math.max(1, availableParallelism() - 1), e.description);
+    } finally {
+      burner.kill();
+    }
+    // OMP_NUM_THREADS, as in PyTorch, fixes the count.
+    const saved = process.env.OMP_NUM_THREADS;
+    process.env.OMP_NUM_THREADS = '1';
+    try {
+      assert.match((await createTorchEngine()).description, /\(cpu, 1 thread\)/);
+    } finally {
+      if (saved === undefined) delete process.env.OMP_NUM_THREADS; else process.env.OMP_NUM_THREADS = saved;
+    }
+  });
+
+  it('OpenBLAS, when libtorch maps it, gets its thread count from the engine', { skip: !existsSync('/proc/self/maps') && 'no /proc/self/maps' }, () => {
+    const info = loadAddon().info();
+    const maps = readFileSync('/proc/self/maps', 'utf8');
+    assert.equal(info.openblasThreads, /libopenblas/.test(maps), `openblasThreads ${info.openblasThreads}; libopenblas mapped: ${/libopenblas/.test(maps)}`);
+  });
+
+  it('setThreads changes a model\'s threads between calls without changing its results', async () => {
+    const g = zooModel('resnet-cifar10', { width: 0.0625, inputShape: [16, 16, 3] });
+    const w = initWeights(g, new Rng(3));
+    const { ops, output } = compileGraph(g);
+    const native = new (loadAddon().NativeModel)(ops, output, { device: 'cpu', threads: 2, channelsLast: false });
+    try {
+      const data: Record<string, Float32Array> = {};
+      for (const [k, t] of Object.entries(w)) data[k] = t.data;
+      await native.setWeights(data);
+      const batch = randomBatch([16, 16, 3], 8, 10, new Rng(4));
+      const two = await native.forward(batch.x, batch.n, false);
+      native.setThreads!(1);
+      assert.ok(relDiff(await native.forward(batch.x, batch.n, false), two) <= 1e-6);
+      assert.throws(() => native.setThreads!(0), /positive integer/);
+    } finally {
+      native.dispose();
+    }
   });
 
   it('training is deterministic on 2 threads: repeated gradients are bit-identical (strided 1x1 convs included)', async () => {
