@@ -53,6 +53,8 @@ export function compileGraph(graph: Graph, info: GraphInfo = analyzeGraph(graph)
         };
       }
       case 'dense':
+        // The IR's dense acts on the last axis of any rank; this interpreter's takes [F] only.
+        if (inShape.length !== 1) throw new UnsupportedLayerError(`torch engine: dense node '${node.name}' reads ${JSON.stringify(inShape)}; the torch engine supports dense on flat [F] inputs only so far`);
         return { ...base, cin: inShape[0], cout: node.units, useBias: node.useBias };
       case 'batchNorm':
         return { ...base, cout: inShape[inShape.length - 1], eps: node.epsilon, momentum: node.momentum, spatialIn: inShape.length === 3 };
