@@ -139,7 +139,7 @@ async function trainTokenModel(o: TextFlags): Promise<boolean> {
   const dir = o.out ?? join('runs', 'train', o.name);
   const r = await trainText({
     dir, name: o.name, data, engine, start, resume: o.resume, stopAfterStep: o.stopAfter, hooks: cliHooks(o.quiet),
-    describe: { model: o.model ?? null, checkpoint: o.checkpoint ?? null, layers: o.layers ?? null, heads: o.heads ?? null, dim: o.dim ?? null, block },
+    describe: { model: o.model ?? null, checkpoint: o.checkpoint ?? null, graph: start.graph.name ?? null, block },
     config: {
       steps: o.steps ?? 2000, batchSize: o.batchSize ?? 12, optimizer: o.optimizer, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay,
       evalEvery: o.evalEvery ?? 200, evalBatches: o.evalBatches ?? 20, seed: o.seed, keepCheckpoints: o.keep,
