@@ -10,6 +10,7 @@ import * as experiment from './commands/experiment.ts';
 import * as filters from './commands/filters.ts';
 import * as inspect from './commands/inspect.ts';
 import * as report from './commands/report.ts';
+import * as sample from './commands/sample.ts';
 import * as train from './commands/train.ts';
 import * as verify from './commands/verify.ts';
 
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(errorLine(str.replace(/^error: /, ''))) })
     .addHelpText('after', HELP_EPILOGUE);
   for (const m of [inspect, verify, train, experiment, data, report, filters]) m.register(program);
+  sample.register(program);
   return program;
 }
 

@@ -86,7 +86,11 @@ const TransformRecordSchema = z.looseObject({
   valAccBefore: metric, valAccAfter: metric, valLossBefore: metric, valLossAfter: metric, paramsBefore: count, paramsAfter: count,
   archBefore: z.string(), archAfter: z.string(), flops: z.number().min(0),
 });
-const MetricsRecordSchema = z.discriminatedUnion('type', [EpochRecordSchema, TransformRecordSchema]);
+const EvalRecordSchema = z.looseObject({
+  type: z.literal('eval'), step: count, lr: z.number(), trainLoss: metric, valLoss: metric, valAcc: metric, tokens: count,
+  flops: z.number().min(0), macsPerExample: count, params: count, arch: z.string(), tokensPerSecond: metric, wallSeconds: z.number().min(0),
+});
+const MetricsRecordSchema = z.discriminatedUnion('type', [EpochRecordSchema, TransformRecordSchema, EvalRecordSchema]);
 
 /**
  * Parses metrics.jsonl text (blank lines skipped), at most `max` records, each checked against
@@ -107,4 +111,34 @@ export function parseMetrics(text: string, path: string, max = Infinity): { reco
     lines.push(line);
   }
   return { records, lines };
+}
+
+/**
+ * One line per evaluation of a step-based (text) run, in the same metrics.jsonl. FLOPs follow
+ * TRAIN_FLOPS_PER_FORWARD_MAC: 3 x the forward multiply-adds of a sequence (attention's
+ * T-dependent terms included, see `countMacs`) per training sequence, i.e. per token
+ * 3 x macsPerExample / T.
+ */
+export interface EvalRecord {
+  type: 'eval';
+  /** Optimizer steps taken (0: before training). */
+  step: number;
+  lr: number;
+  /** Mean training loss (per token) over the steps since the previous evaluation; null at step 0. */
+  trainLoss: number | null;
+  /** Mean per-token validation cross-entropy over `evalBatches` fixed validation batches. */
+  valLoss: number;
+  /** Fraction of validation positions whose argmax is the next character. */
+  valAcc: number;
+  /** Training tokens seen (steps x batch x block). */
+  tokens: number;
+  /** Cumulative training FLOPs. */
+  flops: number;
+  /** Forward multiply-adds per sequence of `block` tokens. */
+  macsPerExample: number;
+  params: number;
+  arch: string;
+  /** Training tokens per second over the steps since the previous evaluation (evaluation time excluded); null at step 0. */
+  tokensPerSecond: number | null;
+  wallSeconds: number;
 }

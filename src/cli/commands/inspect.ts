@@ -3,6 +3,7 @@ import { Command } from '@commander-js/extra-typings';
 import { analyzeChannelGroups } from '../../groups/analyze.ts';
 import { analyzeGraph, countMacs, countParams } from '../../ir/graph.ts';
 import { sizeOf } from '../../ir/shapes.ts';
+import { blockOption, dimOption, headsOption, layersOption, vocabOption } from './common.ts';
 import { checkpointOption, formatTable, jsonOption, loadGraph, modelOption, printJson, seedOption, widthOption } from './common.ts';
 
 export function register(program: Command): void {
@@ -11,6 +12,7 @@ export function register(program: Command): void {
     .description('Show a network: nodes with output shapes, parameters and forward multiply-adds per layer and in total, and its channel groups (producers, consumers, channel-wise ops).')
     .addOption(modelOption())
     .addOption(widthOption())
+    .addOption(layersOption()).addOption(headsOption()).addOption(dimOption()).addOption(blockOption()).addOption(vocabOption())
     .addOption(checkpointOption())
     .addOption(seedOption())
     .addOption(jsonOption('{name, params, macs, nodes, groups}'))
@@ -26,7 +28,7 @@ export function register(program: Command): void {
         macs: ni.macs,
       }));
       const groups = analyzeChannelGroups(graph).map((g) => ({
-        id: g.id, label: g.label, size: g.size, widenable: g.widenable, containsInput: g.containsInput, feedsOutput: g.feedsOutput,
+        id: g.id, label: g.label, size: g.size, widenable: g.widenable, containsInput: g.containsInput, feedsOutput: g.feedsOutput, coupled: g.coupled,
         producers: g.producers, consumers: g.consumers.map((c) => c.node), channelOps: g.channelOps.map((c) => c.node), adds: g.adds, volumes: g.volumes,
       }));
       const params = countParams(graph, info), macs = countMacs(graph, info);
@@ -34,12 +36,12 @@ export function register(program: Command): void {
         printJson({ name: source, params, macs, nodes, groups });
         return;
       }
-      console.log(`${source}: ${params.toLocaleString('en-US')} parameters, ${macs.toLocaleString('en-US')} multiply-adds per example (conv2d and dense)\n`);
+      console.log(`${source}: ${params.toLocaleString('en-US')} parameters, ${macs.toLocaleString('en-US')} multiply-adds per example (conv2d, dense, attention incl. its T x T terms)\n`);
       console.log(formatTable(['node', 'kind', 'inputs', 'output', 'params', 'MACs'],
         nodes.map((n) => [n.name, n.kind, n.inputs.join(', '), `[${n.outputShape.join(', ')}]`, n.params, n.macs])));
       console.log('\nchannel groups:');
       for (const g of groups) {
-        const why = g.widenable ? 'widenable' : g.containsInput ? 'holds the input: not widenable' : g.feedsOutput ? 'feeds the logits: not widenable' : 'derived (concat/flatten): widened through its sources';
+        const why = g.widenable ? 'widenable' : g.containsInput ? 'holds the input: not widenable' : g.feedsOutput ? 'feeds the logits: not widenable' : g.coupled.length ? `coupled by ${g.coupled[0].node}: not widenable channel-wise` : 'derived (concat/flatten): widened through its sources';
         console.log(`  g${g.id} (${g.size} channels, ${why}): ${g.label}`);
         console.log(`      producers: ${g.producers.join(', ') || '-'}; consumers: ${g.consumers.join(', ') || '-'}; channel-wise: ${g.channelOps.join(', ') || '-'}${g.adds.length ? `; adds: ${g.adds.join(', ')}` : ''}`);
       }

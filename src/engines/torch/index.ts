@@ -6,7 +6,7 @@
  * the addon, at the boundary only.
  */
 import { availableParallelism } from 'node:os';
-import { DataError, EngineUnavailableError, R2RError, ShapeMismatchError, UsageError } from '../../errors.ts';
+import { DataError, EngineUnavailableError, R2RError, ShapeMismatchError, UnsupportedLayerError, UsageError } from '../../errors.ts';
 import { analyzeGraph, paramSpecs, type GraphInfo } from '../../ir/graph.ts';
 import { resolveWindow, shapeToString, sizeOf } from '../../ir/shapes.ts';
 import type { Graph, Node, Weights } from '../../ir/types.ts';
@@ -57,6 +57,8 @@ export function compileGraph(graph: Graph, info: GraphInfo = analyzeGraph(graph)
         };
       }
       case 'dense':
+        // The IR's dense acts on the last axis of any rank; this interpreter's takes [F] only.
+        if (inShape.length !== 1) throw new UnsupportedLayerError(`torch engine: dense node '${node.name}' reads ${JSON.stringify(inShape)}; the torch engine supports dense on flat [F] inputs only so far`);
         return { ...base, cin: inShape[0], cout: node.units, useBias: node.useBias };
       case 'batchNorm':
         return { ...base, cout: inShape[inShape.length - 1], eps: node.epsilon, momentum: node.momentum, spatialIn: inShape.length === 3 };
@@ -76,6 +78,8 @@ export function compileGraph(graph: Graph, info: GraphInfo = analyzeGraph(graph)
         return { ...base, rate: node.rate };
       case 'globalAvgPool': case 'add': case 'concat':
         return base;
+      default:
+        throw new UnsupportedLayerError(`torch engine: node '${node.name}' has kind ${JSON.stringify(node.kind)}, which the torch engine does not support yet`);
     }
   });
   return { ops, output: index.get(graph.output)! };
