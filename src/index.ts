@@ -8,6 +8,7 @@ export type {
   Graph, Node, NodeKind, NodeOf, Padding, ActivationFn, Tensor, Weights,
   InputNode, Conv2dNode, DenseNode, BatchNormNode, ActivationNode, PoolNode, GlobalAvgPoolNode,
   FlattenNode, AddNode, ConcatNode, DropoutNode,
+  TokenInputNode, EmbeddingNode, PositionEmbeddingNode, LayerNormNode, AttentionNode,
 } from './ir/types.ts';
 export { analyzeGraph, paramSpecs, countParams, countMacs, getNode, architectureId } from './ir/graph.ts';
 export type { GraphInfo, NodeInfo, ParamSpec } from './ir/graph.ts';
@@ -39,6 +40,8 @@ export { zooModel, ZOO } from './models/zoo.ts';
 export { resnetCifar } from './models/resnet_cifar.ts';
 export { smallConv } from './models/small_conv.ts';
 export { mlp } from './models/mlp.ts';
+export { gpt, gptParamCount, GPT_DEFAULTS } from './models/gpt.ts';
+export type { GptOptions } from './models/gpt.ts';
 
 // Engines
 export { getEngine, ENGINE_NAMES } from './engines/registry.ts';

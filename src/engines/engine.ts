@@ -6,14 +6,23 @@
  */
 import type { Graph, Weights } from '../ir/types.ts';
 
-/** A batch of examples, NHWC (or [N, F] for flat inputs), row-major. */
+/**
+ * A batch of examples, NHWC (or [N, F] for flat inputs), row-major. For a token model (input
+ * `tokenInput`, logits `[T, V]`) the ids are in `tokens` and labels are per token.
+ */
 export interface Batch {
-  /** Input values, length N * prod(inputShape). */
+  /** Input values, length N * prod(inputShape); unused (may be empty) for a token model. */
   x: Float32Array;
   /** Number of examples N. */
   n: number;
-  /** Class labels, length N (only for training and loss). */
+  /**
+   * Class labels, length N (only for training and loss). For a token model: next-token targets,
+   * length N * T; the loss is then the mean softmax cross-entropy over all N * T positions and
+   * `correct` counts positions.
+   */
   labels?: Int32Array;
+  /** Token ids, length N * T, for a graph whose input is `tokenInput`. */
+  tokens?: Int32Array;
 }
 
 /**
@@ -55,7 +64,7 @@ export interface ForwardOptions {
 /** A network built on one engine. Not safe for concurrent calls. */
 export interface EngineModel {
   readonly graph: Graph;
-  /** Logits, row-major [N, K]. */
+  /** Logits, row-major [N, K] (token models: [N, T, V]). */
   forward(batch: Batch, opts: ForwardOptions): Promise<Float32Array>;
   /**
    * Mean cross-entropy loss and the gradient of every trainable weight (training mode, no

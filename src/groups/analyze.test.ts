@@ -126,7 +126,7 @@ describe('channel groups', () => {
 
   it('an unknown node kind is an UnsupportedLayerError, never a default', () => {
     const g = zooModel('mlp', { width: 0.05 });
-    const bad = { ...g, nodes: g.nodes.map((n) => (n.name === 'act1' ? ({ ...n, kind: 'layerNorm' } as unknown as Node) : n)) };
+    const bad = { ...g, nodes: g.nodes.map((n) => (n.name === 'act1' ? ({ ...n, kind: 'groupNorm' } as unknown as Node) : n)) };
     assert.throws(() => analyzeChannelGroups(bad), { code: 'R2R_UNSUPPORTED_LAYER' });
   });
 });

@@ -53,7 +53,7 @@ export function analyzeGroups(graph: Graph, info: GraphInfo = analyzeGraph(graph
 
   const groups: ChannelGroup[] = [...idOfRoot.values()].map((id) => ({
     id, label: '', size: 0, volumes: [], producers: [], consumers: [], channelOps: [], adds: [],
-    derivedFrom: [], derivedGroups: [], containsInput: false, feedsOutput: false, widenable: false,
+    derivedFrom: [], derivedGroups: [], containsInput: false, feedsOutput: false, coupled: [], widenable: false,
   }));
 
   graph.nodes.forEach((node, i) => {
@@ -68,6 +68,8 @@ export function analyzeGroups(graph: Graph, info: GraphInfo = analyzeGraph(graph
     if (rel === 'tie') {
       if (node.kind === 'add') g.adds.push(node.name);
       else g.channelOps.push({ node: node.name, kind: node.kind, params: h.axes(node).out.map((a) => a.param) });
+      const reason = h.couples?.(node);
+      if (reason) g.coupled.push({ node: node.name, reason });
     }
     if (rel === 'concat') {
       let offset = 0;
@@ -126,7 +128,7 @@ export function analyzeGroups(graph: Graph, info: GraphInfo = analyzeGraph(graph
     g.consumers = r.consumers;
     g.containsInput = r.input;
     g.feedsOutput = r.output;
-    g.widenable = g.derivedFrom.length === 0 && !g.containsInput && !g.feedsOutput;
+    g.widenable = g.derivedFrom.length === 0 && !g.containsInput && !g.feedsOutput && g.coupled.length === 0;
     g.label = labelOf(g.volumes);
   }
   return { groups, groupOf, info };

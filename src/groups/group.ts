@@ -50,6 +50,11 @@ export interface ChannelGroup {
   containsInput: boolean;
   /** The logits are in the group, or in a group derived from it. */
   feedsOutput: boolean;
-  /** Can be widened: not derived, neither containsInput nor feedsOutput. */
+  /**
+   * Nodes that couple all the group's channels (layer norm), with the reason: channel-wise
+   * widening (R2R, Net2Net, NetMorph pairing) would change the function. Empty for most groups.
+   */
+  coupled: { node: string; reason: string }[];
+  /** Can be widened: not derived, neither containsInput nor feedsOutput, not coupled. */
   widenable: boolean;
 }

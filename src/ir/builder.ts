@@ -45,6 +45,15 @@ export class GraphBuilder {
   add(xs: string[], name?: string): string { return this.push({ kind: 'add', name: name ?? this.fresh('add'), inputs: xs }); }
   concat(xs: string[], name?: string): string { return this.push({ kind: 'concat', name: name ?? this.fresh('concat'), inputs: xs }); }
   dropout(x: string, rate: number, name?: string): string { return this.push({ kind: 'dropout', name: name ?? this.fresh('dropout'), inputs: [x], rate }); }
+  tokenInput(length: number, vocab: number, name = 'tokens'): string { return this.push({ kind: 'tokenInput', name, inputs: [], length, vocab }); }
+  embedding(x: string, vocab: number, dim: number, name?: string): string { return this.push({ kind: 'embedding', name: name ?? this.fresh('embedding'), inputs: [x], vocab, dim }); }
+  positionEmbedding(x: string, maxLength: number, name?: string): string { return this.push({ kind: 'positionEmbedding', name: name ?? this.fresh('pos'), inputs: [x], maxLength }); }
+  layerNorm(x: string, opts: { epsilon?: number; name?: string } = {}): string {
+    return this.push({ kind: 'layerNorm', name: opts.name ?? this.fresh('ln'), inputs: [x], epsilon: opts.epsilon ?? 1e-5 });
+  }
+  attention(x: string, heads: number, keyDim: number, opts: { causal?: boolean; useBias?: boolean; name?: string } = {}): string {
+    return this.push({ kind: 'attention', name: opts.name ?? this.fresh('attn'), inputs: [x], heads, keyDim, causal: opts.causal ?? true, useBias: opts.useBias ?? true });
+  }
 
   build(output: string): Graph {
     return { format: 'r2r-graph', version: 1, ...(this.name ? { name: this.name } : {}), nodes: this.nodes, output };

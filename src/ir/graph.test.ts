@@ -70,7 +70,8 @@ const BAD_GRAPHS: [string, (g: Graph) => void, string, RegExp][] = [
   ['duplicate name', (g) => { g.nodes[2].name = 'conv1'; }, 'R2R_INVALID_GRAPH', /node 'conv1': duplicate node name/],
   ['unknown kind', (g) => { (g.nodes[2] as { kind: string }).kind = 'softmax2'; }, 'R2R_UNSUPPORTED_LAYER', /node 'relu1': unknown kind "softmax2"/],
   ['bad attribute', (g) => { (g.nodes[1] as { filters: number }).filters = -3; }, 'R2R_INVALID_GRAPH', /node 'conv1': filters must be a positive integer, got -3/],
-  ['dense on a volume', (g) => { g.nodes[5].inputs = ['pool1']; }, 'R2R_SHAPE_MISMATCH', /node 'fc1' \(dense\) needs a flat \[F\] input, got \[16, 16, 16\]/],
+  // dense acts on the last axis of any rank, so per-pixel logits reach the output check.
+  ['dense on a volume', (g) => { g.nodes[5].inputs = ['pool1']; }, 'R2R_SHAPE_MISMATCH', /graph: output 'fc2' must be flat logits \[K\], got \[16, 16, 10\]/],
   ['unknown output', (g) => { g.output = 'logits'; }, 'R2R_INVALID_GRAPH', /output 'logits' is not a node/],
 ];
 

@@ -13,6 +13,8 @@ export interface NodeInfo { node: Node; inputShapes: number[][]; outputShape: nu
 
 export interface GraphInfo {
   nodes: Map<string, NodeInfo>;
+  /** Set when the input is a `tokenInput`: a sequence model, logits `[T, V]` per example. */
+  tokens?: { length: number; vocab: number };
   /** Consumers of each node's output, in graph order. */
   consumers: Map<string, string[]>;
   inputName: string;
@@ -24,6 +26,7 @@ const ARITY: Record<NodeKind, [number, number]> = {
   input: [0, 0], conv2d: [1, 1], dense: [1, 1], batchNorm: [1, 1], activation: [1, 1],
   maxPool: [1, 1], avgPool: [1, 1], globalAvgPool: [1, 1], flatten: [1, 1], add: [2, Infinity],
   concat: [2, Infinity], dropout: [1, 1],
+  tokenInput: [0, 0], embedding: [1, 1], positionEmbedding: [1, 1], layerNorm: [1, 1], attention: [1, 1],
 };
 
 function fail(node: Node | string, msg: string): never {
@@ -73,6 +76,23 @@ function checkAttributes(node: Node): void {
     case 'dropout':
       if (!(node.rate >= 0 && node.rate < 1)) fail(node, `rate must be in [0, 1), got ${JSON.stringify(node.rate)}`);
       return;
+    case 'tokenInput':
+      positiveInt(node, 'length', node.length); positiveInt(node, 'vocab', node.vocab);
+      return;
+    case 'embedding':
+      positiveInt(node, 'vocab', node.vocab); positiveInt(node, 'dim', node.dim);
+      return;
+    case 'positionEmbedding':
+      positiveInt(node, 'maxLength', node.maxLength);
+      return;
+    case 'layerNorm':
+      if (!(node.epsilon > 0)) fail(node, `epsilon must be > 0, got ${JSON.stringify(node.epsilon)}`);
+      return;
+    case 'attention':
+      positiveInt(node, 'heads', node.heads); positiveInt(node, 'keyDim', node.keyDim);
+      if (typeof node.causal !== 'boolean') fail(node, `causal must be a boolean, got ${JSON.stringify(node.causal)}`);
+      if (typeof node.useBias !== 'boolean') fail(node, `useBias must be a boolean, got ${JSON.stringify(node.useBias)}`);
+      return;
     case 'globalAvgPool': case 'flatten': case 'add': case 'concat':
       return;
     default:
@@ -85,10 +105,46 @@ function spatial(node: Node, shape: number[]): [number, number, number] {
   return shape as [number, number, number];
 }
 
-function infer(node: Node, ins: number[][]): { out: number[]; params: ParamSpec[]; macs: number } {
+function sequence(node: Node, shape: number[]): [number, number] {
+  if (shape.length !== 2) throw new ShapeMismatchError(`node '${node.name}' (${node.kind}) needs a [T, D] sequence input, got ${shapeToString(shape)}`);
+  return shape as [number, number];
+}
+
+function infer(node: Node, ins: number[][], inNodes: Node[]): { out: number[]; params: ParamSpec[]; macs: number } {
   switch (node.kind) {
     case 'input':
       return { out: [...node.shape], params: [], macs: 0 };
+    case 'tokenInput':
+      return { out: [node.length], params: [], macs: 0 };
+    case 'embedding': {
+      const src = inNodes[0];
+      if (src.kind !== 'tokenInput') throw new ShapeMismatchError(`node '${node.name}' (embedding) reads token ids and needs a tokenInput as its input, got '${src.name}' (${src.kind})`);
+      if (node.vocab < src.vocab) throw new ShapeMismatchError(`node '${node.name}' (embedding): vocab ${node.vocab} is smaller than tokenInput '${src.name}' vocab ${src.vocab}; ids up to ${src.vocab - 1} would have no row`);
+      return { out: [ins[0][0], node.dim], params: [{ name: 'embeddings', shape: [node.vocab, node.dim], trainable: true }], macs: 0 };
+    }
+    case 'positionEmbedding': {
+      const [t, d] = sequence(node, ins[0]);
+      if (t > node.maxLength) throw new ShapeMismatchError(`node '${node.name}' (positionEmbedding): sequence length ${t} exceeds maxLength ${node.maxLength}`);
+      return { out: [t, d], params: [{ name: 'embeddings', shape: [node.maxLength, d], trainable: true }], macs: 0 };
+    }
+    case 'layerNorm': {
+      const d = ins[0][ins[0].length - 1];
+      return { out: [...ins[0]], params: [{ name: 'gamma', shape: [d], trainable: true }, { name: 'beta', shape: [d], trainable: true }], macs: 0 };
+    }
+    case 'attention': {
+      const [t, d] = sequence(node, ins[0]);
+      const { heads: h, keyDim: k } = node;
+      const params: ParamSpec[] = [];
+      for (const p of ['query', 'key', 'value']) {
+        params.push({ name: `${p}Kernel`, shape: [d, h, k], trainable: true });
+        if (node.useBias) params.push({ name: `${p}Bias`, shape: [h, k], trainable: true });
+      }
+      params.push({ name: 'outputKernel', shape: [h, k, d], trainable: true });
+      if (node.useBias) params.push({ name: 'outputBias', shape: [d], trainable: true });
+      // Projections (q, k, v, output) plus the T-dependent terms q k^T and softmax * v, counted
+      // over all T x T pairs (the causal mask's zeros are not subtracted, as nanoGPT counts).
+      return { out: [t, d], params, macs: 4 * t * d * h * k + 2 * t * t * h * k };
+    }
     case 'conv2d': {
       const [h, w, c] = spatial(node, ins[0]);
       const win = resolveWindow(h, w, node.kernelSize, node.strides, node.padding);
@@ -99,11 +155,12 @@ function infer(node: Node, ins: number[][]): { out: number[]; params: ParamSpec[
       return { out: [win.outH, win.outW, node.filters], params, macs: win.outH * win.outW * kh * kw * c * node.filters };
     }
     case 'dense': {
-      if (ins[0].length !== 1) throw new ShapeMismatchError(`node '${node.name}' (dense) needs a flat [F] input, got ${shapeToString(ins[0])}; add a flatten or globalAvgPool before it`);
-      const f = ins[0][0];
+      // Applied to the last axis; leading axes (tokens, pixels) are independent rows.
+      const f = ins[0][ins[0].length - 1];
+      const rows = sizeOf(ins[0]) / f;
       const params: ParamSpec[] = [{ name: 'kernel', shape: [f, node.units], trainable: true }];
       if (node.useBias) params.push({ name: 'bias', shape: [node.units], trainable: true });
-      return { out: [node.units], params, macs: f * node.units };
+      return { out: [...ins[0].slice(0, -1), node.units], params, macs: rows * f * node.units };
     }
     case 'batchNorm': {
       const c = ins[0][ins[0].length - 1];
@@ -170,12 +227,12 @@ export function analyzeGraph(graph: Graph): GraphInfo {
   }
   let inputName: string | undefined;
   for (const n of graph.nodes) {
-    if (!ARITY[n.kind]) throw new UnsupportedLayerError(`node '${n.name}': unknown kind ${JSON.stringify(n.kind)}`);
+    if (!Object.hasOwn(ARITY, n.kind)) throw new UnsupportedLayerError(`node '${n.name}': unknown kind ${JSON.stringify(n.kind)}`);
     if (!Array.isArray(n.inputs)) fail(n, '"inputs" must be an array of node names');
     const [lo, hi] = ARITY[n.kind];
     if (n.inputs.length < lo || n.inputs.length > hi) fail(n, `${n.kind} takes ${lo === hi ? lo : `${lo}+`} input(s), got ${n.inputs.length}`);
     checkAttributes(n);
-    if (n.kind === 'input') {
+    if (n.kind === 'input' || n.kind === 'tokenInput') {
       if (inputName !== undefined) fail(n, `a second input node; '${inputName}' is already the graph input (one input is supported)`);
       inputName = n.name;
     }
@@ -184,7 +241,11 @@ export function analyzeGraph(graph: Graph): GraphInfo {
       if (!nodes.has(i)) fail(n, `input '${i}' is not defined before this node: the graph has a cycle or is not in topological order`);
     }
     const ins = n.inputs.map((i) => nodes.get(i)!.outputShape);
-    const { out, params, macs } = infer(n, ins);
+    const inNodes = n.inputs.map((i) => all.get(i)!);
+    // Token ids are integers, meaningful only as rows of an embedding table.
+    const tokenSrc = inNodes.find((x) => x.kind === 'tokenInput');
+    if (tokenSrc && n.kind !== 'embedding') fail(n, `reads token ids from tokenInput '${tokenSrc.name}'; only an embedding node can read token ids`);
+    const { out, params, macs } = infer(n, ins, inNodes);
     nodes.set(n.name, { node: n, inputShapes: ins, outputShape: out, params, macs });
     consumers.set(n.name, []);
     for (const i of n.inputs) consumers.get(i)!.push(n.name);
@@ -192,8 +253,16 @@ export function analyzeGraph(graph: Graph): GraphInfo {
   if (inputName === undefined) throw new InvalidGraphError('graph: no input node');
   if (!nodes.has(graph.output)) throw new InvalidGraphError(`graph: output '${graph.output}' is not a node`);
   const outputShape = nodes.get(graph.output)!.outputShape;
-  if (outputShape.length !== 1) throw new ShapeMismatchError(`graph: output '${graph.output}' must be flat logits [K], got ${shapeToString(outputShape)}`);
-  return { nodes, consumers, inputName, inputShape: nodes.get(inputName)!.outputShape, outputShape };
+  const inputNode = all.get(inputName)!;
+  const tokens = inputNode.kind === 'tokenInput' ? { length: inputNode.length, vocab: inputNode.vocab } : undefined;
+  if (tokens) {
+    if (outputShape.length !== 2 || outputShape[0] !== tokens.length) {
+      throw new ShapeMismatchError(`graph: output '${graph.output}' of a token model must be per-token logits [${tokens.length}, V], got ${shapeToString(outputShape)}`);
+    }
+  } else if (outputShape.length !== 1) {
+    throw new ShapeMismatchError(`graph: output '${graph.output}' must be flat logits [K], got ${shapeToString(outputShape)}`);
+  }
+  return { nodes, consumers, ...(tokens ? { tokens } : {}), inputName, inputShape: nodes.get(inputName)!.outputShape, outputShape };
 }
 
 /** Every weight tensor the graph needs, keyed `<node>/<param>`. */
@@ -210,7 +279,11 @@ export function countParams(graph: Graph, info = analyzeGraph(graph)): number {
   return n;
 }
 
-/** Forward multiply-adds per example, conv2d and dense only (BN, pooling and adds not counted). */
+/**
+ * Forward multiply-adds per example: conv2d, dense and attention (its projections and its
+ * T-dependent q k^T and softmax * v terms over all T x T pairs); norms, pooling, embedding
+ * lookups, softmax and adds are not counted.
+ */
 export function countMacs(graph: Graph, info = analyzeGraph(graph)): number {
   let n = 0;
   for (const ni of info.nodes.values()) n += ni.macs;

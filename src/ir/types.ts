@@ -18,6 +18,28 @@ interface NodeBase {
 }
 
 export interface InputNode extends NodeBase { kind: 'input'; /** [H, W, C] or [F]. */ shape: number[] }
+/**
+ * A sequence of token ids: output `[length]` integers in `[0, vocab)` (fed as `Batch.tokens`).
+ * `length` is the block size T. See docs/design/transformer-ir.md.
+ */
+export interface TokenInputNode extends NodeBase { kind: 'tokenInput'; length: number; vocab: number }
+/** Token ids `[T]` -> rows of `embeddings [vocab, dim]`: `[T, dim]` (Keras `Embedding`). */
+export interface EmbeddingNode extends NodeBase { kind: 'embedding'; vocab: number; dim: number }
+/** `[T, D]` -> `[T, D]`: adds rows `0..T-1` of a learned `embeddings [maxLength, D]` table. */
+export interface PositionEmbeddingNode extends NodeBase { kind: 'positionEmbedding'; maxLength: number }
+/**
+ * Layer norm over the last axis (biased variance, as PyTorch and Keras): `gamma [D]`, `beta [D]`.
+ * Not channel-wise: every output channel depends on every input channel through mean and variance.
+ */
+export interface LayerNormNode extends NodeBase { kind: 'layerNorm'; epsilon: number }
+/**
+ * Multi-head self-attention on `[T, D]` with its four projections, laid out as Keras
+ * `MultiHeadAttention`: query/key/value kernels `[D, heads, keyDim]`, biases `[heads, keyDim]`,
+ * output kernel `[heads, keyDim, D]`, bias `[D]`. Scores are scaled by `1/sqrt(keyDim)`;
+ * `causal` masks keys after the query's position. The mapping to PyTorch's `nn.Linear` form is
+ * in docs/design/transformer-ir.md.
+ */
+export interface AttentionNode extends NodeBase { kind: 'attention'; heads: number; keyDim: number; causal: boolean; useBias: boolean }
 export interface Conv2dNode extends NodeBase {
   kind: 'conv2d';
   filters: number;
@@ -26,6 +48,7 @@ export interface Conv2dNode extends NodeBase {
   padding: Padding;
   useBias: boolean;
 }
+/** Dense on the last axis: `[..., F]` -> `[..., units]` (token-wise on `[T, D]`, as Keras `Dense`). */
 export interface DenseNode extends NodeBase { kind: 'dense'; units: number; useBias: boolean }
 /**
  * Batch norm over the channel (last) axis. `momentum` follows Keras:
@@ -57,7 +80,8 @@ export interface DropoutNode extends NodeBase { kind: 'dropout'; rate: number }
 
 export type Node =
   | InputNode | Conv2dNode | DenseNode | BatchNormNode | ActivationNode | PoolNode
-  | GlobalAvgPoolNode | FlattenNode | AddNode | ConcatNode | DropoutNode;
+  | GlobalAvgPoolNode | FlattenNode | AddNode | ConcatNode | DropoutNode
+  | TokenInputNode | EmbeddingNode | PositionEmbeddingNode | LayerNormNode | AttentionNode;
 
 export type NodeKind = Node['kind'];
 export type NodeOf<K extends NodeKind> = Extract<Node, { kind: K }>;
@@ -69,7 +93,7 @@ export interface Graph {
   name?: string;
   /** Nodes in topological order (validated). */
   nodes: Node[];
-  /** The node whose output is the logits. */
+  /** The node whose output is the logits: `[K]`, or `[T, V]` per token for a sequence model. */
   output: string;
 }
 
@@ -82,5 +106,6 @@ export type Weights = Record<string, Tensor>;
 export const NODE_KINDS: readonly NodeKind[] = [
   'input', 'conv2d', 'dense', 'batchNorm', 'activation', 'maxPool', 'avgPool',
   'globalAvgPool', 'flatten', 'add', 'concat', 'dropout',
+  'tokenInput', 'embedding', 'positionEmbedding', 'layerNorm', 'attention',
 ];
 export const ACTIVATION_FNS: readonly ActivationFn[] = ['relu', 'relu6', 'leakyRelu', 'elu', 'tanh', 'sigmoid', 'gelu'];

@@ -43,19 +43,23 @@ export function validateWeights(graph: Graph, weights: Weights, where = 'weights
 
 export interface InitOptions {
   /**
-   * Give batch norms non-trivial statistics and affine parameters (as after training), so
-   * exactness checks cannot pass by accident on identity batch norms.
+   * Give batch norms non-trivial statistics and affine parameters, and layer norms non-trivial
+   * gamma and beta (as after training), so exactness checks cannot pass by accident on identity
+   * norms.
    */
   randomBatchNorm?: boolean;
 }
 
 /**
- * Fresh weights: He-uniform kernels (PyTorch's default conv/linear init, bound 1/sqrt(fan_in)
- * for kernels and biases), BN gamma 1, beta 0, mean 0, variance 1.
+ * Fresh weights, PyTorch's defaults: kernels and biases uniform with bound 1/sqrt(fan_in)
+ * (`nn.Conv2d`/`nn.Linear`); attention as PyTorch's `nn.Linear(D, 3D)` for q/k/v (fan-in D)
+ * and `nn.Linear(H*K, D)` for the output; embedding tables N(0, 1) (`nn.Embedding`, not
+ * GPT-2's N(0, 0.02)); BN gamma 1, beta 0, mean 0, variance 1; layer norm gamma 1, beta 0.
  */
 export function initWeights(graph: Graph, rng: Rng, opts: InitOptions = {}): Weights {
   const w: Weights = {};
-  for (const [key, spec] of paramSpecs(graph)) {
+  const info = analyzeGraph(graph);
+  for (const [key, spec] of paramSpecs(graph, info)) {
     const t = tensor(spec.shape);
     const d = t.data;
     const node = graph.nodes.find((n) => n.name === spec.node)!;
@@ -65,6 +69,16 @@ export function initWeights(graph: Graph, rng: Rng, opts: InitOptions = {}): Wei
       const fanIn = sizeOf(w[`${spec.node}/kernel`]?.shape.slice(0, -1) ?? spec.shape.slice(0, -1));
       const bound = 1 / Math.sqrt(fanIn);
       for (let i = 0; i < d.length; i++) d[i] = rng.uniform(-bound, bound);
+    } else if (node.kind === 'attention') {
+      // q/k/v kernels [D, H, K] read D inputs; the output kernel [H, K, D] reads H*K.
+      const inShape = info.nodes.get(node.name)!.inputShapes[0];
+      const bound = 1 / Math.sqrt(pname.startsWith('output') ? node.heads * node.keyDim : inShape[inShape.length - 1]);
+      for (let i = 0; i < d.length; i++) d[i] = rng.uniform(-bound, bound);
+    } else if (node.kind === 'embedding' || node.kind === 'positionEmbedding') {
+      for (let i = 0; i < d.length; i++) d[i] = rng.normal();
+    } else if (node.kind === 'layerNorm') {
+      const r = opts.randomBatchNorm;
+      for (let i = 0; i < d.length; i++) d[i] = pname === 'gamma' ? (r ? rng.uniform(0.5, 1.5) : 1) : (r ? rng.uniform(-0.2, 0.2) : 0);
     } else if (node.kind === 'batchNorm') {
       const r = opts.randomBatchNorm;
       for (let i = 0; i < d.length; i++) {

@@ -16,6 +16,11 @@
  * - dropout is the identity in both modes (training-mode dropout is random; the reference
  *   stays deterministic, so compare engines in training mode only on graphs without dropout
  *   or with rate 0).
+ * - Token models: the input is token ids (`Int32Array`, or integral floats), `[n, T]`; logits
+ *   are `[n, T, V]`. dense acts on the last axis; layerNorm normalises over the last axis with
+ *   the biased variance, `(x - mean) / sqrt(var + eps) * gamma + beta`; attention computes per
+ *   head `softmax(q k^T / sqrt(keyDim) + mask) v` with the causal mask setting scores of keys
+ *   after the query to -inf (docs/design/transformer-ir.md).
  */
 import { InvalidWeightsError, ShapeMismatchError, UnsupportedLayerError } from '../errors.ts';
 import { analyzeGraph, type GraphInfo } from '../ir/graph.ts';
@@ -28,9 +33,10 @@ export interface ReferenceOptions { training: boolean }
 interface Volume { shape: number[]; data: Float64Array }
 
 /**
- * Logits `[n, K]` of `graph` on the batch `x` (`[n, ...inputShape]`, NHWC).
+ * Logits `[n, K]` of `graph` on the batch `x` (`[n, ...inputShape]`, NHWC), or `[n, T, V]` for a
+ * token model whose `x` holds the ids `[n, T]`.
  */
-export function forwardReference(graph: Graph, weights: Weights, x: Float32Array, n: number, opts: ReferenceOptions): Float32Array {
+export function forwardReference(graph: Graph, weights: Weights, x: Float32Array | Int32Array, n: number, opts: ReferenceOptions): Float32Array {
   const outs = runReference(graph, weights, x, n, opts);
   return Float32Array.from(outs.get(graph.output)!);
 }
@@ -39,17 +45,25 @@ export function forwardReference(graph: Graph, weights: Weights, x: Float32Array
  * Every node's output (float64, `[n, ...outputShape]`), keyed by node name. Handy to find where
  * two networks start to differ.
  */
-export function runReference(graph: Graph, weights: Weights, x: Float32Array, n: number, opts: ReferenceOptions, info: GraphInfo = analyzeGraph(graph)): Map<string, Float64Array> {
+export function runReference(graph: Graph, weights: Weights, x: Float32Array | Int32Array, n: number, opts: ReferenceOptions, info: GraphInfo = analyzeGraph(graph)): Map<string, Float64Array> {
   if (!Number.isInteger(n) || n < 1) throw new ShapeMismatchError(`forwardReference: batch size must be a positive integer, got ${n}`);
   if (x.length !== n * sizeOf(info.inputShape)) {
     throw new ShapeMismatchError(`forwardReference: input has ${x.length} values, but ${n} examples of ${shapeToString(info.inputShape)} need ${n * sizeOf(info.inputShape)}`);
+  }
+  if (info.tokens) {
+    const { vocab } = info.tokens;
+    for (let i = 0; i < x.length; i++) {
+      if (!Number.isInteger(x[i]) || x[i] < 0 || x[i] >= vocab) {
+        throw new ShapeMismatchError(`forwardReference: token ${i} is ${x[i]}, not an id in [0, ${vocab}) of tokenInput '${info.inputName}'`);
+      }
+    }
   }
   const vols = new Map<string, Volume>();
   const result = new Map<string, Float64Array>();
   for (const node of graph.nodes) {
     const ni = info.nodes.get(node.name)!;
     const ins = node.inputs.map((i) => vols.get(i)!);
-    const data = node.kind === 'input' ? Float64Array.from(x) : evalNode(node, ins, ni.outputShape, weights, n, opts);
+    const data = node.kind === 'input' || node.kind === 'tokenInput' ? Float64Array.from(x) : evalNode(node, ins, ni.outputShape, weights, n, opts);
     const v = { shape: ni.outputShape, data };
     vols.set(node.name, v);
     result.set(node.name, data);
@@ -79,7 +93,11 @@ function evalNode(node: Node, ins: Volume[], outShape: number[], weights: Weight
       return out;
     }
     case 'concat': return concat(ins, outShape, n);
-    case 'input': throw new UnsupportedLayerError(`forwardReference: node '${node.name}' is a second input`);
+    case 'embedding': return embedding(node, ins[0], weights);
+    case 'positionEmbedding': return positionEmbedding(node, ins[0], weights);
+    case 'layerNorm': return layerNorm(node, ins[0], weights);
+    case 'attention': return attention(node, ins[0], weights, n);
+    case 'input': case 'tokenInput': throw new UnsupportedLayerError(`forwardReference: node '${node.name}' is a second input`);
     default: throw new UnsupportedLayerError(`forwardReference: node '${(node as Node).name}' has unknown kind ${JSON.stringify((node as Node).kind)}`);
   }
 }
@@ -122,13 +140,15 @@ function conv2d(node: NodeOf<'conv2d'>, x: Volume, outShape: number[], weights: 
   return out;
 }
 
+/** On the last axis: every leading position (example, token) is one row. */
 function dense(node: NodeOf<'dense'>, x: Volume, weights: Weights, n: number): Float64Array {
-  const f = x.shape[0];
+  const f = x.shape[x.shape.length - 1];
+  const rows = (n * sizeOf(x.shape)) / f;
   const u = node.units;
   const k = param(weights, node, 'kernel', f * u);
   const b = node.useBias ? param(weights, node, 'bias', u) : undefined;
-  const out = new Float64Array(n * u);
-  for (let e = 0; e < n; e++) {
+  const out = new Float64Array(rows * u);
+  for (let e = 0; e < rows; e++) {
     const row = out.subarray(e * u, (e + 1) * u);
     if (b) for (let j = 0; j < u; j++) row[j] = b[j];
     for (let i = 0; i < f; i++) {
@@ -253,6 +273,104 @@ function concat(ins: Volume[], outShape: number[], n: number): Float64Array {
     const c = v.shape[v.shape.length - 1];
     for (let r = 0; r < rows; r++) for (let j = 0; j < c; j++) out[r * cOut + offset + j] = v.data[r * c + j];
     offset += c;
+  }
+  return out;
+}
+
+function embedding(node: NodeOf<'embedding'>, ids: Volume, weights: Weights): Float64Array {
+  const d = node.dim;
+  const table = param(weights, node, 'embeddings', node.vocab * d);
+  const out = new Float64Array(ids.data.length * d);
+  for (let i = 0; i < ids.data.length; i++) {
+    const id = ids.data[i];
+    for (let j = 0; j < d; j++) out[i * d + j] = table[id * d + j];
+  }
+  return out;
+}
+
+function positionEmbedding(node: NodeOf<'positionEmbedding'>, x: Volume, weights: Weights): Float64Array {
+  const [t, d] = x.shape;
+  const table = param(weights, node, 'embeddings', node.maxLength * d);
+  const out = x.data.slice();
+  for (let r = 0; r < out.length / d; r++) {
+    const pos = r % t;
+    for (let j = 0; j < d; j++) out[r * d + j] += table[pos * d + j];
+  }
+  return out;
+}
+
+function layerNorm(node: NodeOf<'layerNorm'>, x: Volume, weights: Weights): Float64Array {
+  const d = x.shape[x.shape.length - 1];
+  const gamma = param(weights, node, 'gamma', d), beta = param(weights, node, 'beta', d);
+  const out = new Float64Array(x.data.length);
+  for (let r = 0; r < x.data.length / d; r++) {
+    const row = x.data.subarray(r * d, (r + 1) * d);
+    let mean = 0;
+    for (let j = 0; j < d; j++) mean += row[j];
+    mean /= d;
+    let variance = 0;
+    for (let j = 0; j < d; j++) variance += (row[j] - mean) ** 2;
+    variance /= d; // biased, as PyTorch and Keras
+    const inv = 1 / Math.sqrt(variance + node.epsilon);
+    for (let j = 0; j < d; j++) out[r * d + j] = (row[j] - mean) * inv * gamma[j] + beta[j];
+  }
+  return out;
+}
+
+/**
+ * Per example and head h: q = x Wq[:, h, :] + bq[h] (likewise k, v), p = softmax(q k^T / sqrt(K))
+ * with keys after the query masked when causal, o_h = p v; output sum_h o_h Wo[h] + bo.
+ */
+function attention(node: NodeOf<'attention'>, x: Volume, weights: Weights, n: number): Float64Array {
+  const [t, d] = x.shape;
+  const { heads: H, keyDim: K } = node;
+  const kernel = (p: string) => param(weights, node, `${p}Kernel`, d * H * K);
+  const bias = (p: string) => (node.useBias ? param(weights, node, `${p}Bias`, H * K) : undefined);
+  const wq = kernel('query'), wk = kernel('key'), wv = kernel('value');
+  const bq = bias('query'), bk = bias('key'), bv = bias('value');
+  const wo = param(weights, node, 'outputKernel', H * K * d);
+  const bo = node.useBias ? param(weights, node, 'outputBias', d) : undefined;
+  const scale = 1 / Math.sqrt(K);
+  const out = new Float64Array(n * t * d);
+  // project(w, b)[s * K + kk] = sum_i x[s, i] w[i, h, kk] + b[h, kk], for one example and head.
+  const project = (xe: Float64Array, w: Float32Array, b: Float32Array | undefined, h: number): Float64Array => {
+    const r = new Float64Array(t * K);
+    for (let s = 0; s < t; s++) {
+      for (let kk = 0; kk < K; kk++) {
+        let acc = b ? b[h * K + kk] : 0;
+        for (let i = 0; i < d; i++) acc += xe[s * d + i] * w[(i * H + h) * K + kk];
+        r[s * K + kk] = acc;
+      }
+    }
+    return r;
+  };
+  const p = new Float64Array(t);
+  for (let e = 0; e < n; e++) {
+    const xe = x.data.subarray(e * t * d, (e + 1) * t * d);
+    const oe = out.subarray(e * t * d, (e + 1) * t * d);
+    if (bo) for (let s = 0; s < t; s++) for (let j = 0; j < d; j++) oe[s * d + j] = bo[j];
+    for (let h = 0; h < H; h++) {
+      const q = project(xe, wq, bq, h), k = project(xe, wk, bk, h), v = project(xe, wv, bv, h);
+      for (let s = 0; s < t; s++) {
+        const last = node.causal ? s : t - 1;
+        let max = -Infinity;
+        for (let u = 0; u <= last; u++) {
+          let dot = 0;
+          for (let kk = 0; kk < K; kk++) dot += q[s * K + kk] * k[u * K + kk];
+          p[u] = dot * scale;
+          if (p[u] > max) max = p[u];
+        }
+        let sum = 0;
+        for (let u = 0; u <= last; u++) { p[u] = Math.exp(p[u] - max); sum += p[u]; }
+        for (let kk = 0; kk < K; kk++) {
+          let o = 0;
+          for (let u = 0; u <= last; u++) o += p[u] * v[u * K + kk];
+          o /= sum;
+          const row = (h * K + kk) * d;
+          for (let j = 0; j < d; j++) oe[s * d + j] += o * wo[row + j];
+        }
+      }
+    }
   }
   return out;
 }

@@ -15,6 +15,23 @@ import { Rng } from '../rng.ts';
 import type { InitOptions } from './init.ts';
 import type { AxisMap, TensorMap, TransformChange, TransformResult } from './types.ts';
 import { affectedGroups, applyRule, type WidenContext, type WidenRule } from './widen_core.ts';
+
+/**
+ * Node kinds whose channel axes the widening rules know. A group that touches another kind
+ * (embedding, position embedding, attention) is refused, never widened wrongly.
+ */
+const WIDEN_KINDS: ReadonlySet<string> = new Set(['conv2d', 'dense', 'batchNorm', 'activation', 'maxPool', 'avgPool', 'globalAvgPool', 'dropout', 'flatten', 'add', 'concat']);
+
+/** The first node of a group (or a group derived from it) whose kind widening does not handle. */
+function unsupportedNode(graph: Graph, analysis: GroupAnalysis, group: ChannelGroup): { node: string; kind: string } | undefined {
+  const kinds = new Map(graph.nodes.map((n) => [n.name, n.kind]));
+  for (const g of affectedGroups(analysis, group)) {
+    for (const name of [...g.producers, ...g.consumers.map((c) => c.node), ...g.channelOps.map((o) => o.node)]) {
+      if (!WIDEN_KINDS.has(kinds.get(name)!)) return { node: name, kind: kinds.get(name)! };
+    }
+  }
+  return undefined;
+}
 import { net2netRule } from './widen_net2net.ts';
 import { netmorphRule } from './widen_netmorph.ts';
 import { r2rRule } from './widen_r2r.ts';
@@ -71,8 +88,15 @@ export function widen(graph: Graph, weights: Weights, opts: WidenOptions): Trans
   const notes: string[] = [];
   let targets: ChannelGroup[];
   if (at === 'all') {
-    targets = analysis.groups.filter((g) => g.widenable);
-    if (targets.length === 0) throw new TransformError(`widen: '${graph.name ?? 'graph'}' has no widenable channel group (every group holds the input or feeds the logits)`);
+    for (const g of analysis.groups.filter((x) => x.coupled.length && !x.containsInput && !x.feedsOutput && !x.derivedFrom.length)) {
+      notes.push(`skipped ${describeGroup(g)}: coupled by ${g.coupled[0].node} (${g.coupled[0].reason})`);
+    }
+    for (const g of analysis.groups.filter((x) => x.widenable && unsupportedNode(graph, analysis, x))) {
+      const u = unsupportedNode(graph, analysis, g)!;
+      notes.push(`skipped ${describeGroup(g)}: node '${u.node}' (${u.kind}) is not handled by channel-wise widening`);
+    }
+    targets = analysis.groups.filter((g) => g.widenable && !unsupportedNode(graph, analysis, g));
+    if (targets.length === 0) throw new TransformError(`widen: '${graph.name ?? 'graph'}' has no widenable channel group (every group holds the input, feeds the logits, is coupled by a layer norm or touches a kind widening does not handle)`);
     for (const g of targets.filter((t) => extra(t) < 1)) notes.push(`skipped ${describeGroup(g)}: factor ${opts.factor} adds no channel`);
     targets = targets.filter((t) => extra(t) >= 1);
     if (targets.length === 0) throw new TransformError(`widen: factor ${opts.factor} adds no channel to any group of '${graph.name ?? 'graph'}'; use a larger factor or add`);
@@ -121,6 +145,12 @@ function targetGroup(graph: Graph, analysis: GroupAnalysis, at: string): Channel
   }
   if (g.containsInput) throw new TransformError(`widen: '${at}' is in ${describeGroup(g)}, which holds the network input (or a volume derived from it): its channel count is fixed by the data`);
   if (g.feedsOutput) throw new TransformError(`widen: '${at}' is in ${describeGroup(g)}, which feeds the output logits of '${graph.output}': its channel count is the number of classes`);
+  if (g.coupled.length) {
+    const c = g.coupled[0];
+    throw new TransformError(`widen: '${at}' is in ${describeGroup(g)}, which is coupled by '${c.node}': ${c.reason}; channel-wise widening (R2R, Net2Net, NetMorph) cannot preserve the function`);
+  }
+  const u = unsupportedNode(graph, analysis, g);
+  if (u) throw new TransformError(`widen: '${at}' is in ${describeGroup(g)}, which node '${u.node}' (${u.kind}) reads or writes; channel-wise widening does not handle ${u.kind} yet`);
   return g;
 }
 

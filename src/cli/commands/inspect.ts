@@ -26,7 +26,7 @@ export function register(program: Command): void {
         macs: ni.macs,
       }));
       const groups = analyzeChannelGroups(graph).map((g) => ({
-        id: g.id, label: g.label, size: g.size, widenable: g.widenable, containsInput: g.containsInput, feedsOutput: g.feedsOutput,
+        id: g.id, label: g.label, size: g.size, widenable: g.widenable, containsInput: g.containsInput, feedsOutput: g.feedsOutput, coupled: g.coupled,
         producers: g.producers, consumers: g.consumers.map((c) => c.node), channelOps: g.channelOps.map((c) => c.node), adds: g.adds, volumes: g.volumes,
       }));
       const params = countParams(graph, info), macs = countMacs(graph, info);
@@ -39,7 +39,7 @@ export function register(program: Command): void {
         nodes.map((n) => [n.name, n.kind, n.inputs.join(', '), `[${n.outputShape.join(', ')}]`, n.params, n.macs])));
       console.log('\nchannel groups:');
       for (const g of groups) {
-        const why = g.widenable ? 'widenable' : g.containsInput ? 'holds the input: not widenable' : g.feedsOutput ? 'feeds the logits: not widenable' : 'derived (concat/flatten): widened through its sources';
+        const why = g.widenable ? 'widenable' : g.containsInput ? 'holds the input: not widenable' : g.feedsOutput ? 'feeds the logits: not widenable' : g.coupled.length ? `coupled by ${g.coupled[0].node}: not widenable channel-wise` : 'derived (concat/flatten): widened through its sources';
         console.log(`  g${g.id} (${g.size} channels, ${why}): ${g.label}`);
         console.log(`      producers: ${g.producers.join(', ') || '-'}; consumers: ${g.consumers.join(', ') || '-'}; channel-wise: ${g.channelOps.join(', ') || '-'}${g.adds.length ? `; adds: ${g.adds.join(', ')}` : ''}`);
       }

@@ -6,7 +6,7 @@
  * the addon, at the boundary only.
  */
 import { availableParallelism } from 'node:os';
-import { DataError, EngineUnavailableError, R2RError, ShapeMismatchError, UsageError } from '../../errors.ts';
+import { DataError, EngineUnavailableError, R2RError, ShapeMismatchError, UnsupportedLayerError, UsageError } from '../../errors.ts';
 import { analyzeGraph, paramSpecs, type GraphInfo } from '../../ir/graph.ts';
 import { resolveWindow, shapeToString, sizeOf } from '../../ir/shapes.ts';
 import type { Graph, Node, Weights } from '../../ir/types.ts';
@@ -72,6 +72,8 @@ export function compileGraph(graph: Graph, info: GraphInfo = analyzeGraph(graph)
         return { ...base, rate: node.rate };
       case 'globalAvgPool': case 'add': case 'concat':
         return base;
+      default:
+        throw new UnsupportedLayerError(`torch engine: node '${node.name}' has kind ${JSON.stringify(node.kind)}, which the torch engine does not support yet`);
     }
   });
   return { ops, output: index.get(graph.output)! };

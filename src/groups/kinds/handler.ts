@@ -34,6 +34,11 @@ export interface KindHandler<K extends NodeKind = NodeKind> {
    * parameters are NetMorph's (BN: beta 0, moving mean 0), in inference and training mode.
    */
   mapsZeroToZero(node: NodeOf<K>): boolean;
+  /**
+   * Set for a `tie` node whose output channels each depend on *all* input channels (layer norm):
+   * the reason its group cannot be widened channel-wise. Absent: channel c depends on channel c.
+   */
+  couples?(node: NodeOf<K>): string;
 }
 
 /** Lets a handler be stored in a Map keyed by kind without losing its node type. */

@@ -5,11 +5,13 @@ import { activationHandler, avgPoolHandler, batchNormHandler, dropoutHandler, gl
 import type { KindHandler } from './handler.ts';
 import { conv2dHandler, denseHandler } from './producers.ts';
 import { addHandler, concatHandler, flattenHandler, inputHandler } from './structural.ts';
+import { attentionHandler, embeddingHandler, layerNormHandler, positionEmbeddingHandler, tokenInputHandler } from './transformer.ts';
 
 export const KIND_HANDLERS: ReadonlyMap<NodeKind, KindHandler> = new Map(
   [
     inputHandler, conv2dHandler, denseHandler, batchNormHandler, activationHandler, maxPoolHandler,
     avgPoolHandler, globalAvgPoolHandler, flattenHandler, addHandler, concatHandler, dropoutHandler,
+    tokenInputHandler, embeddingHandler, positionEmbeddingHandler, layerNormHandler, attentionHandler,
   ].map((h) => [h.kind, h]),
 );
 
