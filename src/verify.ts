@@ -46,15 +46,22 @@ export function randomBatch(inputShape: number[], n: number, rng: Rng): Float32A
   return x;
 }
 
+/** Uniform random token ids for a token model: `n` sequences of `length` ids in `[0, vocab)`. */
+export function randomTokens(tokens: { length: number; vocab: number }, n: number, rng: Rng): Int32Array {
+  return Int32Array.from({ length: n * tokens.length }, () => rng.int(tokens.vocab));
+}
+
 export async function verifyTransform(
   engine: Engine, graph: Graph, weights: Weights, spec: TransformSpec,
   opts: { batchSize?: number; rng: Rng; tolerance?: number },
 ): Promise<VerifyOutcome> {
   const tol = opts.tolerance ?? EXACT_TOLERANCE;
   const student = applyTransform(graph, weights, spec);
-  const { inputShape } = analyzeGraph(graph);
+  const { inputShape, tokens: tokenInput } = analyzeGraph(graph);
   const n = opts.batchSize ?? 32;
-  const x = randomBatch(inputShape, n, opts.rng);
+  // A token model gets random ids (kept in x as floats too, for --save).
+  const tokens = tokenInput ? randomTokens(tokenInput, n, opts.rng) : undefined;
+  const x = tokens ? Float32Array.from(tokens) : randomBatch(inputShape, n, opts.rng);
   const t = await engine.build(graph, weights);
   const s = await engine.build(student.graph, student.weights);
   const results: VerifyModeResult[] = [];
@@ -62,8 +69,8 @@ export async function verifyTransform(
   try {
     for (const mode of ['inference', 'training'] as const) {
       const training = mode === 'training';
-      const a = await t.forward({ x, n }, { training });
-      const b = await s.forward({ x, n }, { training });
+      const a = await t.forward({ x, n, tokens }, { training });
+      const b = await s.forward({ x, n, tokens }, { training });
       logits[mode] = { teacher: a, student: b };
       const { maxAbsDiff, relDiff } = compareLogits(a, b);
       let maxAbsLogit = 0;

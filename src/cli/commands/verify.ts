@@ -9,6 +9,7 @@ import { Rng } from '../../rng.ts';
 import { INIT_METHODS, type InitMethod } from '../../transforms/init.ts';
 import type { TransformSpec } from '../../transforms/index.ts';
 import { EXACT_TOLERANCE, verifyTransform } from '../../verify.ts';
+import { blockOption, dimOption, headsOption, layersOption, vocabOption } from './common.ts';
 import { checkpointOption, engineOption, formatTable, loadModel, modelOption, parseInteger, parseNumber, printJson, seedOption, widthOption } from './common.ts';
 
 const METHODS = { widen: ['r2r', 'net2net', 'netmorph', 'random'], deepen: ['r2r', 'net2net', 'random'], kernel: ['netmorph'] } as const;
@@ -19,6 +20,7 @@ export function register(program: Command): void {
     .description('Apply a transform to a network and compare teacher and student logits on one random batch, in inference and training mode. Exits non-zero when a method that is exact by construction exceeds 1e-5 relative error.')
     .addOption(modelOption())
     .addOption(widthOption())
+    .addOption(layersOption()).addOption(headsOption()).addOption(dimOption()).addOption(blockOption()).addOption(vocabOption())
     .addOption(checkpointOption())
     .addOption(new Option('--transform <t>', 'widen, deepen or kernel (kernel-size morph)').choices(['widen', 'deepen', 'kernel'] as const).default('widen' as const))
     .addOption(new Option('--method <m>', 'widen: r2r|net2net|netmorph|random; deepen: r2r|net2net|random; kernel: netmorph').default('r2r'))
