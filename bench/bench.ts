@@ -12,16 +12,21 @@
  * pair. Threads: each side's default unless `--threads N` (r2r: auto, the free cores; PyTorch:
  * one per core). Each side reports the BLAS library it mapped (libtorch's dense layers call it).
  *
+ * Then the GPT rows (bench/gpt.ts): training tokens/s of `gpt` 4/4/128 and 6/6/384, batch 12,
+ * block 64, against PyTorch training the same network (bench/pytorch_gpt.py), naming the BLAS.
+ *
  *   npm run bench
  *   npm run bench -- --busy                    idle and busy, every default network
  *   npm run bench -- --engines torch --nets resnet18:0.125,smallconv:1 --steps 10 --repeat 3
  *   npm run bench -- --json                    JSON Lines, one object per condition, engine and network
+ *   npm run bench -- --nets '' --gpt-nets 4/4/128 --threads 1     (GPT rows only)
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_GPT_NETS, gptTable, parseGptNet, runGptBench } from './gpt.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_NETS = 'resnet10:0.125,resnet18:0.125,resnet18:0.1875,resnet18:0.5,smallconv:1,mlp:1';
@@ -45,6 +50,10 @@ interface Args {
   /** GOMP_SPINCOUNT for the PyTorch reference (default: its own default), to compare at equal OpenMP waiting. */
   pytorchSpin?: string;
   child?: { engine: string; net: string };
+  /** GPT rows (bench/gpt.ts): layers/heads/dim networks, timed and warmup steps. */
+  gptNets: string[];
+  gptSteps: number;
+  gptWarmup: number;
 }
 
 function usage(msg?: string): never {
@@ -56,12 +65,14 @@ function usage(msg?: string): never {
        [--busy-cpu N]            pin the competing process to CPU N (taskset)
        [--pytorch-spincount N]   run PyTorch with GOMP_SPINCOUNT=N (the torch engine uses 30000)
 networks: resnet10|resnet18[-nores]:WIDTH, smallconv:WIDTH, mlp:WIDTH
-threads: default = each side's own (r2r torch engine: auto, the free cores; PyTorch: one per core)`);
+       [--gpt-nets ${DEFAULT_GPT_NETS}] [--gpt-steps 10] [--gpt-warmup 3]   GPT rows ('' for none; idle only)
+threads: default = each side's own (r2r torch engine: auto, the free cores; PyTorch: one per core); GPT rows: --threads N, default 1`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { engines: ['torch', 'tfjs'], nets: DEFAULT_NETS.split(','), steps: 20, warmup: 5, threads: 'default', batch: 128, repeat: 1, json: false, pytorch: true, conditions: ['idle'] };
+  const a: Args = { engines: ['torch', 'tfjs'], nets: DEFAULT_NETS.split(','), steps: 20, warmup: 5, threads: 'default', batch: 128, repeat: 1, json: false, pytorch: true, conditions: ['idle'],
+    gptNets: DEFAULT_GPT_NETS.split(','), gptSteps: 10, gptWarmup: 3 };
   let childEngine: string | undefined, childNet: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -86,6 +97,9 @@ function parseArgs(argv: string[]): Args {
       }
       case '--busy-cpu': a.busyCpu = int(0); break;
       case '--pytorch-spincount': a.pytorchSpin = v(); break;
+      case '--gpt-nets': a.gptNets = v().split(',').filter(Boolean); break;
+      case '--gpt-steps': a.gptSteps = int(); break;
+      case '--gpt-warmup': a.gptWarmup = int(); break;
       case '--child-engine': childEngine = v(); break;
       case '--child-net': childNet = v(); break;
       case '-h': case '--help': usage();
@@ -94,6 +108,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   for (const n of a.nets) parseNet(n);
+  for (const n of a.gptNets) { try { parseGptNet(n); } catch (e) { usage((e as Error).message); } }
   if (childEngine && childNet) a.child = { engine: childEngine, net: childNet };
   return a;
 }
@@ -357,8 +372,13 @@ async function main(): Promise<void> {
     };
   });
 
+  const gpt = () => runGptBench({
+    engines: a.engines, nets: a.gptNets, threads: a.threads === 'default' ? 1 : a.threads, steps: a.gptSteps, warmup: a.gptWarmup, repeat: a.repeat, pytorch: a.pytorch,
+    ...(a.pytorchSpin !== undefined ? { pytorchSpin: a.pytorchSpin } : {}),
+  }, log);
   if (a.json) {
     for (const r of results) console.log(JSON.stringify(r));
+    if (a.gptNets.length) for (const r of gpt()) console.log(JSON.stringify({ kind: 'gpt', ...r }));
     return;
   }
   console.log('');
@@ -385,6 +405,7 @@ async function main(): Promise<void> {
     printTable(['network', 'engine', ...a.conditions], a.nets.flatMap((net) => engines.map((e) => [net, e, ...a.conditions.map((c) => cell(c, e, net))])));
   }
   console.log('\nmedians over repeats, [min-max] when repeated; ratios are per back-to-back pair (same condition).');
+  if (a.gptNets.length) console.log(`\n${gptTable(gpt())}`);
 }
 
 function printTable(head: string[], table: string[][]): void {
