@@ -2,6 +2,7 @@
  * The records a training run writes to `metrics.jsonl`, one JSON object a line, and the run's
  * `run.json`. Reports read these; keep fields additive.
  */
+import type { TransformReport } from '../transforms/types.ts';
 
 /** FLOPs convention, stated once: a training step costs 3x the forward multiply-adds (forward + backward). */
 export const TRAIN_FLOPS_PER_FORWARD_MAC = 3;
@@ -35,7 +36,7 @@ export interface TransformRecord {
   /** Epochs completed when the transform happened (0 = before any training of the student). */
   epoch: number;
   step: number;
-  transform: 'widen' | 'deepen' | 'kernel';
+  transform: TransformReport['transform'];
   method: string;
   /** Spec as written in the schedule, e.g. 'widen@25:r2r:1.5'. */
   spec: string;

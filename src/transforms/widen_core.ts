@@ -227,7 +227,7 @@ export function affectedGroups(analysis: GroupAnalysis, group: ChannelGroup): Ch
 // ---------------------------------------------------------------------------------------------
 // Applying a rule.
 
-function source(t: Tensor, param: string, axis: number): SliceSource {
+export function source(t: Tensor, param: string, axis: number): SliceSource {
   const outer = sizeOf(t.shape.slice(0, axis)), len = t.shape[axis], inner = sizeOf(t.shape.slice(axis + 1));
   return {
     param, axis, tensor: t, sliceLength: outer * inner,
@@ -240,7 +240,7 @@ function source(t: Tensor, param: string, axis: number): SliceSource {
 }
 
 /** Rebuilds `t` along `axis` from `layout`: old entries copy (times oldScale), new ones take `news` in order. */
-function rebuild(t: Tensor, axis: number, layout: Layout, news: NewSlice[], oldScale?: (e: Entry) => number): { tensor: Tensor; map: AxisMap } {
+export function rebuild(t: Tensor, axis: number, layout: Layout, news: NewSlice[], oldScale?: (e: Entry) => number): { tensor: Tensor; map: AxisMap } {
   const outer = sizeOf(t.shape.slice(0, axis)), len = t.shape[axis], inner = sizeOf(t.shape.slice(axis + 1));
   const L = layout.length;
   const data = new Float32Array(outer * L * inner);
