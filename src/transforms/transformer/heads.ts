@@ -117,13 +117,11 @@ export function addHeads(graph: Graph, weights: Weights, opts: HeadsOptions): Tr
     const r = rule.consumer({ node, layout, news, kernel: out, fanIn: (H + E) * K });
     const o = rebuild(out.tensor, 0, layout, r.rows, r.oldScale);
     put('outputKernel', o.tensor, o.map);
-    if (method === 'net2net') {
-      // Head c and its copies share the output of one head: each gets 1/n_c of its gradient;
-      // the output rows, divided by n_c, keep their full gradient (see AxisMap.gradScale).
-      const count = new Map<number, number>();
-      for (const s of producerMaps[0].source) count.set(s, (count.get(s) ?? 0) + 1);
-      for (const m of producerMaps) m.gradScale = Float32Array.from(m.source, (s) => 1 / count.get(s)!);
-      o.map.gradScale = new Float32Array(H + E).fill(1);
+    if (rule.gradScale) {
+      // Net2Net: head c and its copies share one head's gradient (1/n_c each); the output rows,
+      // divided by n_c, keep their full gradient (see AxisMap.gradScale).
+      for (const m of producerMaps) m.gradScale = Float32Array.from(layout, (e) => rule.gradScale!.out(e));
+      o.map.gradScale = Float32Array.from(layout, (e) => rule.gradScale!.in(e));
     }
     nodes[i] = { ...node, heads: H + E };
     changes.push({ node: node.name, what: `heads ${H} -> ${H + E}` });

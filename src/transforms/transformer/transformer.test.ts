@@ -271,6 +271,12 @@ describe('optimizer state through transformer growth', () => {
     assert.ok(worst <= 1e-4, `Adam steps differ by ${worst}`);
   });
 
+  it('MLP width (net2net, through widen): the copied hidden units share the gradient, divided rows keep theirs; Adam steps match', () => {
+    const r = applyTransform(small, weights, { transform: 'mlp', method: 'net2net', at: 'h1_fc', factor: 1.5, seed: 6 });
+    const { worst } = checkAdam(r, ['h1_fc/kernel', 'h1_fc/bias', 'h1_proj/kernel']);
+    assert.ok(worst <= 1e-4, `Adam steps differ by ${worst}`);
+  });
+
   it('R2R heads and deepening: old entries carried, new ones start at zero; renamed blocks keep their state', () => {
     const state = adamState(small, 4);
     const h = mapOptimizerState(state, applyTransform(small, weights, { transform: 'heads', method: 'r2r', add: 2 }));
