@@ -45,7 +45,8 @@ export class TfjsModel implements EngineModel {
     this.info = analyzeGraph(graph);
     validateWeights(graph, weights, 'weights', this.info);
     this.graph = graph;
-    this.numClasses = this.info.outputShape.length === 1 ? this.info.outputShape[0] : 0;
+    // Token models give per-token logits [T, V]; the loss treats every position as an example.
+    this.numClasses = this.info.tokens ? this.info.outputShape[1] : this.info.outputShape.length === 1 ? this.info.outputShape[0] : 0;
     if (!this.numClasses) throw new ShapeMismatchError(`tfjs engine: output node '${graph.output}' must give flat logits [K], got ${shapeToString(this.info.outputShape)}`);
     this.dropoutRng = new Rng(opts.seed ?? 0);
     for (const node of graph.nodes) {
@@ -74,7 +75,7 @@ export class TfjsModel implements EngineModel {
     for (const node of this.graph.nodes) {
       const ins = node.inputs.map((i) => outs.get(i)!);
       try {
-        outs.set(node.name, node.kind === 'input' ? x : this.node(node, ins, training, stats));
+        outs.set(node.name, node.kind === 'input' || node.kind === 'tokenInput' ? x : this.node(node, ins, training, stats));
       } catch (e) {
         if (e instanceof R2RError) throw e;
         throw new R2RError('R2R_ENGINE', `tfjs engine (${this.backend}): node '${node.name}' (${node.kind}) failed on input ${ins.map((t) => shapeToString(t.shape)).join(', ')}: ${(e as Error).message}`, { cause: e });
@@ -90,9 +91,17 @@ export class TfjsModel implements EngineModel {
         const y = ops.conv2d(x as Tensor4D, this.param(node, 'kernel') as Tensor as Tensor4D, node.strides, this.windows.get(node.name)!);
         return node.useBias ? tf.add(y, this.param(node, 'bias')) : y;
       }
-      case 'dense': {
-        const y = tf.matMul(x, this.param(node, 'kernel'));
-        return node.useBias ? tf.add(y, this.param(node, 'bias')) : y;
+      case 'dense': return ops.dense(x, this.param(node, 'kernel'), node.useBias ? this.param(node, 'bias') : undefined);
+      case 'embedding': return ops.embedding(x, this.param(node, 'embeddings'));
+      case 'positionEmbedding': return ops.positionEmbedding(x, this.param(node, 'embeddings'));
+      case 'layerNorm': return ops.layerNorm(x, this.param(node, 'gamma'), this.param(node, 'beta'), node.epsilon);
+      case 'attention': {
+        const p = (name: string) => this.param(node, name);
+        const b = (name: string) => (node.useBias ? p(name) : undefined);
+        return ops.attention(x, {
+          queryKernel: p('queryKernel'), keyKernel: p('keyKernel'), valueKernel: p('valueKernel'), outputKernel: p('outputKernel'),
+          queryBias: b('queryBias'), keyBias: b('keyBias'), valueBias: b('valueBias'), outputBias: b('outputBias'),
+        }, node.heads, node.keyDim, node.causal);
       }
       case 'batchNorm': {
         const r = ops.batchNorm(x, {
@@ -117,7 +126,7 @@ export class TfjsModel implements EngineModel {
         for (let i = 0; i < mask.length; i++) mask[i] = this.dropoutRng.next() < node.rate ? 0 : keep;
         return tf.mul(x, tf.tensor(mask, x.shape));
       }
-      case 'input': throw new UnsupportedLayerError(`tfjs engine: node '${node.name}' is a second input; graphs have exactly one`);
+      case 'input': case 'tokenInput': throw new UnsupportedLayerError(`tfjs engine: node '${node.name}' is a second input; graphs have exactly one`);
       default: throw new UnsupportedLayerError(`tfjs engine: node '${(node as Node).name}' has kind ${JSON.stringify((node as Node).kind)}, which the tfjs engine does not support`);
     }
   }
@@ -132,6 +141,16 @@ export class TfjsModel implements EngineModel {
   private input(batch: Batch, what: string): Tensor {
     const need = batch.n * sizeOf(this.info.inputShape);
     if (!Number.isInteger(batch.n) || batch.n < 1) throw new ShapeMismatchError(`tfjs engine ${what}: batch size must be a positive integer, got ${batch.n}`);
+    if (this.info.tokens) {
+      const ids = batch.tokens;
+      const { length: t, vocab } = this.info.tokens;
+      if (!ids) throw new UsageError(`tfjs engine ${what}: the graph reads token ids (tokenInput '${this.info.inputName}') but the batch has no tokens`);
+      if (ids.length !== need) throw new ShapeMismatchError(`tfjs engine ${what}: batch.tokens has ${ids.length} ids, but ${batch.n} sequences of ${t} need ${need}`);
+      for (let i = 0; i < ids.length; i++) {
+        if (!(ids[i] >= 0 && ids[i] < vocab)) throw new DataError(`tfjs engine ${what}: token ${ids[i]} at position ${i} is outside the vocabulary [0, ${vocab})`);
+      }
+      return tf.tensor2d(ids, [batch.n, t], 'int32');
+    }
     if (batch.x.length !== need) throw new ShapeMismatchError(`tfjs engine ${what}: batch.x has ${batch.x.length} values, but ${batch.n} examples of ${shapeToString(this.info.inputShape)} need ${need}`);
     return tf.tensor(batch.x, [batch.n, ...this.info.inputShape]);
   }
@@ -139,7 +158,8 @@ export class TfjsModel implements EngineModel {
   private labels(batch: Batch, what: string): Int32Array {
     const l = batch.labels;
     if (!l) throw new UsageError(`tfjs engine ${what}: the batch has no labels`);
-    if (l.length !== batch.n) throw new DataError(`tfjs engine ${what}: ${l.length} labels for ${batch.n} examples`);
+    const per = this.info.tokens ? this.info.tokens.length : 1;
+    if (l.length !== batch.n * per) throw new DataError(`tfjs engine ${what}: ${l.length} labels for ${batch.n} examples${per > 1 ? ` of ${per} tokens (one target per token)` : ''}`);
     for (let i = 0; i < l.length; i++) {
       if (!(l[i] >= 0 && l[i] < this.numClasses)) throw new DataError(`tfjs engine ${what}: label ${l[i]} of example ${i} is outside [0, ${this.numClasses})`);
     }
@@ -164,7 +184,7 @@ export class TfjsModel implements EngineModel {
     let value: Scalar, grads: Record<string, Tensor>;
     try {
       ({ value, grads } = tf.variableGrads(() => {
-        const out = this.run(x, true, stats);
+        const out = tf.reshape(this.run(x, true, stats), [-1, this.numClasses]);
         logits = tf.keep(out);
         return ops.crossEntropy(out, oneHot) as Scalar;
       }, this.trainable.map((p) => p.variable)));
@@ -231,7 +251,7 @@ export class TfjsModel implements EngineModel {
     this.begin('evaluate');
     return scoped(() => {
       const labels = this.labels(batch, 'evaluate');
-      const logits = this.run(this.input(batch, 'evaluate'), false);
+      const logits = tf.reshape(this.run(this.input(batch, 'evaluate'), false), [-1, this.numClasses]);
       const lab = tf.tensor1d(labels, 'int32');
       const loss = ops.crossEntropy(logits, tf.oneHot(lab, this.numClasses));
       return { loss: loss.dataSync()[0], correct: ops.correctCount(logits, lab).dataSync()[0] };

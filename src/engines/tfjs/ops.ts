@@ -274,3 +274,78 @@ export function crossEntropy(logits: Tensor, oneHot: Tensor): Tensor {
 export function correctCount(logits: Tensor, labels: Tensor): Tensor {
   return tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'int32'));
 }
+
+// ---- transformer layers (docs/design/transformer-ir.md) ------------------------------------
+
+/** Dense on the last axis of any rank: `[..., F] x [F, U] -> [..., U]`. */
+export function dense(x: Tensor, kernel: Tensor, bias?: Tensor): Tensor {
+  const f = x.shape[x.shape.length - 1];
+  const lead = x.shape.slice(0, -1);
+  let y = tf.matMul(x.rank === 2 ? x : tf.reshape(x, [-1, f]), kernel);
+  if (bias) y = tf.add(y, bias);
+  return x.rank === 2 ? y : tf.reshape(y, [...lead, kernel.shape[1] as number]);
+}
+
+/**
+ * Rows of `table [V, D]` for int ids `[N, T]`, as one-hot `[N*T, V]` times the table: a plain
+ * matmul whose gradient every backend has (a gather's gradient needs UnsortedSegmentSum).
+ */
+export function embedding(ids: Tensor, table: Tensor): Tensor {
+  const [n, t] = ids.shape;
+  const [v, d] = table.shape;
+  return tf.reshape(tf.matMul(tf.oneHot(tf.reshape(ids, [-1]), v), table), [n, t, d]);
+}
+
+/** `x [N, T, D]` plus rows `0..T-1` of `table [maxLength, D]`. */
+export function positionEmbedding(x: Tensor, table: Tensor): Tensor {
+  const [, t, d] = x.shape;
+  return tf.add(x, t === table.shape[0] ? table : tf.slice(table, [0, 0], [t, d]));
+}
+
+/** Layer norm over the last axis, biased variance: `(x - mean) / sqrt(var + eps) * gamma + beta`. */
+export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon: number): Tensor {
+  const axis = x.rank - 1;
+  const { mean, variance } = tf.moments(x, axis, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), gamma), beta);
+}
+
+export interface AttentionParams {
+  queryKernel: Tensor; keyKernel: Tensor; valueKernel: Tensor; outputKernel: Tensor;
+  queryBias?: Tensor; keyBias?: Tensor; valueBias?: Tensor; outputBias?: Tensor;
+}
+
+const causalMasks = new Map<number, Float32Array>();
+/** `[T, T]`: 0 where key <= query, -1e9 after (exp underflows to exactly 0; no inf arithmetic). */
+function causalMask(t: number): Float32Array {
+  let m = causalMasks.get(t);
+  if (!m) {
+    m = new Float32Array(t * t);
+    for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) m[i * t + j] = -1e9;
+    causalMasks.set(t, m);
+  }
+  return m;
+}
+
+/**
+ * Multi-head self-attention on `x [N, T, D]` with Keras-layout weights (kernels `[D, H, K]`,
+ * output `[H, K, D]`): per head softmax(q k^T / sqrt(K) + mask) v, then the output projection.
+ */
+export function attention(x: Tensor, p: AttentionParams, heads: number, keyDim: number, causal: boolean): Tensor {
+  const [n, t, d] = x.shape;
+  const hk = heads * keyDim;
+  const x2 = tf.reshape(x, [n * t, d]);
+  // [N*T, H*K] -> [N, T, H, K] -> [N, H, T, K] -> [N*H, T, K]
+  const project = (w: Tensor, b?: Tensor): Tensor => {
+    let y = tf.matMul(x2, tf.reshape(w, [d, hk]));
+    if (b) y = tf.add(y, tf.reshape(b, [hk]));
+    return tf.reshape(tf.transpose(tf.reshape(y, [n, t, heads, keyDim]), [0, 2, 1, 3]), [n * heads, t, keyDim]);
+  };
+  const q = project(p.queryKernel, p.queryBias), k = project(p.keyKernel, p.keyBias), v = project(p.valueKernel, p.valueBias);
+  let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(keyDim));
+  if (causal) scores = tf.add(scores, tf.tensor2d(causalMask(t), [t, t]));
+  const o = tf.matMul(tf.softmax(scores), v); // [N*H, T, K]
+  const merged = tf.reshape(tf.transpose(tf.reshape(o, [n, heads, t, keyDim]), [0, 2, 1, 3]), [n * t, hk]);
+  let y = tf.matMul(merged, tf.reshape(p.outputKernel, [hk, d]));
+  if (p.outputBias) y = tf.add(y, p.outputBias);
+  return tf.reshape(y, [n, t, d]);
+}
