@@ -34,8 +34,8 @@ export interface VerifyModeResult {
 export interface VerifyOutcome {
   results: VerifyModeResult[];
   student: TransformResult;
-  /** The input batch and the logits of both networks per mode, for re-checking elsewhere. */
-  batch: { x: Float32Array; n: number; shape: number[] };
+  /** The input batch (`tokens` for a token model, `x` empty then) and the logits of both networks per mode, for re-checking elsewhere. */
+  batch: { x: Float32Array; n: number; shape: number[]; tokens?: Int32Array };
   logits: Record<Mode, { teacher: Float32Array; student: Float32Array }>;
 }
 
@@ -52,9 +52,11 @@ export async function verifyTransform(
 ): Promise<VerifyOutcome> {
   const tol = opts.tolerance ?? EXACT_TOLERANCE;
   const student = applyTransform(graph, weights, spec);
-  const { inputShape } = analyzeGraph(graph);
+  const { inputShape, tokens: seq } = analyzeGraph(graph);
   const n = opts.batchSize ?? 32;
-  const x = randomBatch(inputShape, n, opts.rng);
+  // A token model reads ids: uniform over the vocabulary (x stays empty); others a normal batch.
+  const tokens = seq ? Int32Array.from({ length: n * seq.length }, () => opts.rng.int(seq.vocab)) : undefined;
+  const x = seq ? new Float32Array(0) : randomBatch(inputShape, n, opts.rng);
   const t = await engine.build(graph, weights);
   const s = await engine.build(student.graph, student.weights);
   const results: VerifyModeResult[] = [];
@@ -62,8 +64,8 @@ export async function verifyTransform(
   try {
     for (const mode of ['inference', 'training'] as const) {
       const training = mode === 'training';
-      const a = await t.forward({ x, n }, { training });
-      const b = await s.forward({ x, n }, { training });
+      const a = await t.forward({ x, n, tokens }, { training });
+      const b = await s.forward({ x, n, tokens }, { training });
       logits[mode] = { teacher: a, student: b };
       const { maxAbsDiff, relDiff } = compareLogits(a, b);
       let maxAbsLogit = 0;
@@ -79,5 +81,5 @@ export async function verifyTransform(
     t.dispose();
     s.dispose();
   }
-  return { results, student, batch: { x, n, shape: [n, ...inputShape] }, logits };
+  return { results, student, batch: { x, n, shape: [n, ...inputShape], ...(tokens ? { tokens } : {}) }, logits };
 }

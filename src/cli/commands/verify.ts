@@ -11,7 +11,8 @@ import type { TransformSpec } from '../../transforms/index.ts';
 import { EXACT_TOLERANCE, verifyTransform } from '../../verify.ts';
 import { checkpointOption, engineOption, formatTable, loadModel, modelOption, parseInteger, parseNumber, printJson, seedOption, widthOption } from './common.ts';
 
-const METHODS = { widen: ['r2r', 'net2net', 'netmorph', 'random'], deepen: ['r2r', 'net2net', 'random'], kernel: ['netmorph'] } as const;
+const WIDENING = ['r2r', 'net2net', 'netmorph', 'random'] as const;
+const METHODS = { widen: WIDENING, mlp: WIDENING, heads: WIDENING, width: WIDENING, deepen: ['r2r', 'net2net', 'random', 'netmorph'], kernel: ['netmorph'] } as const;
 
 export function register(program: Command): void {
   program
@@ -20,12 +21,13 @@ export function register(program: Command): void {
     .addOption(modelOption())
     .addOption(widthOption())
     .addOption(checkpointOption())
-    .addOption(new Option('--transform <t>', 'widen, deepen or kernel (kernel-size morph)').choices(['widen', 'deepen', 'kernel'] as const).default('widen' as const))
-    .addOption(new Option('--method <m>', 'widen: r2r|net2net|netmorph|random; deepen: r2r|net2net|random; kernel: netmorph').default('r2r'))
-    .addOption(new Option('--factor <f>', 'widen: multiply channels by f (1.5 = the paper\'s widen)').argParser(parseNumber('--factor')))
-    .addOption(new Option('--add <e>', 'widen: add E channels instead of a factor').argParser(parseInteger('--add')))
-    .addOption(new Option('--at <node>', 'widen: the group holding this node\'s output (default: every hidden group); deepen: insert after this node; kernel: the conv to morph'))
-    .addOption(new Option('--per-stage <n>', 'deepen without --at: new blocks at the end of every stage (2 = the paper\'s ResNetCifar-10 to -18)').argParser(parseInteger('--per-stage')).default(2))
+    .addOption(new Option('--transform <t>', 'widen, deepen or kernel (kernel-size morph); transformers: mlp (MLP hidden units), heads (attention heads), width (the residual stream), deepen (whole blocks)').choices(['widen', 'deepen', 'kernel', 'mlp', 'heads', 'width'] as const).default('widen' as const))
+    .addOption(new Option('--method <m>', 'widen, mlp, heads, width: r2r|net2net|netmorph|random; deepen: r2r|net2net|random (transformers: r2r|netmorph|random); kernel: netmorph').default('r2r'))
+    .addOption(new Option('--factor <f>', 'widen: multiply channels by f (1.5 = the paper\'s widen); mlp, heads, width: default 2').argParser(parseNumber('--factor')))
+    .addOption(new Option('--add <e>', 'widen, mlp, width: add E channels instead of a factor; heads: add E heads').argParser(parseInteger('--add')))
+    .addOption(new Option('--at <node>', 'widen: the group holding this node\'s output (default: every hidden group); mlp: a block\'s first dense; heads: an attention node; width: a node on the stream; deepen: insert after this node; kernel: the conv to morph'))
+    .addOption(new Option('--per-stage <n>', 'deepen without --at: new blocks at the end of every stage (2 = the paper\'s ResNetCifar-10 to -18); on a transformer, blocks inserted').argParser(parseInteger('--per-stage')).default(2))
+    .addOption(new Option('--position <i>', 'deepen a transformer: index the new block takes (default: after the last block)').argParser(parseInteger('--position')))
     .addOption(new Option('--size <k>', 'kernel: new kernel size (odd, larger than the old one)').argParser(parseInteger('--size')).default(5))
     .addOption(new Option('--init <method>', 'free parameters: match-std, he or copy').choices(INIT_METHODS).default('match-std' as InitMethod))
     .addOption(new Option('--init-scale <s>', 'multiplier on freshly sampled parameters').argParser(parseNumber('--init-scale')).default(1))
@@ -46,8 +48,14 @@ export function register(program: Command): void {
       let spec: TransformSpec;
       if (o.transform === 'widen') {
         spec = { transform: 'widen', method: o.method as 'r2r', at: o.at ?? 'all', ...(o.add !== undefined ? { add: o.add } : { factor: o.factor ?? 1.5 }), init, netmorphZeroSide: o.netmorphZero, seed: o.seed };
+      } else if (o.transform === 'mlp' || o.transform === 'heads' || o.transform === 'width') {
+        const size = o.add !== undefined ? { add: o.add } : { factor: o.factor ?? 2 };
+        spec = o.transform === 'width'
+          ? { transform: 'width', method: o.method as 'r2r', ...size, ...(o.at ? { at: o.at } : {}), init: { method: o.init, scale: o.initScale }, seed: o.seed }
+          : { transform: o.transform, method: o.method as 'r2r', ...size, ...(o.at ? { at: o.at } : {}), init, netmorphZeroSide: o.netmorphZero, seed: o.seed };
       } else if (o.transform === 'deepen') {
-        spec = { transform: 'deepen', method: o.method as 'r2r', ...(o.at ? { after: o.at } : { perStage: o.perStage }), init, seed: o.seed };
+        if (o.position !== undefined && o.at) throw new UsageError('give --position or --at, not both');
+        spec = { transform: 'deepen', method: o.method as 'r2r', ...(o.at ? { after: o.at } : o.position !== undefined ? { position: o.position, perStage: o.perStage } : { perStage: o.perStage }), init, seed: o.seed };
       } else {
         if (!o.at) throw new UsageError('--transform kernel needs --at CONV_NODE');
         spec = { transform: 'kernel', node: o.at, size: o.size };
@@ -59,7 +67,8 @@ export function register(program: Command): void {
         saveCheckpoint(join(o.save, 'student'), { graph: out.student.graph, weights: out.student.weights });
         const k = out.logits.inference.teacher.length / out.batch.n;
         writeSafetensors(join(o.save, 'batch.safetensors'), {
-          input: { shape: out.batch.shape, data: out.batch.x },
+          // Token ids are stored as float32 values (exact below 2^24).
+          input: { shape: out.batch.shape, data: out.batch.tokens ? Float32Array.from(out.batch.tokens) : out.batch.x },
           teacher_logits_inference: { shape: [out.batch.n, k], data: out.logits.inference.teacher },
           student_logits_inference: { shape: [out.batch.n, k], data: out.logits.inference.student },
           teacher_logits_training: { shape: [out.batch.n, k], data: out.logits.training.teacher },
