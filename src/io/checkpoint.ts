@@ -4,6 +4,7 @@
  *   weights.safetensors   tensors `<node>/<param>` (F32), NHWC layout
  *   optimizer.safetensors (optional) tensors `<slot>/<node>/<param>`, metadata {kind, step}
  *   state.json            (optional) trainer state: epoch, RNG, schedule position, ...
+ *   vocab.json            (optional) a text model's vocabulary: token id i is the string at i
  * The directory is written atomically (built under a temporary name, then renamed into place),
  * so a failed write leaves the previous checkpoint intact.
  */
@@ -23,6 +24,8 @@ export interface Checkpoint {
   optimizer?: OptimizerState;
   /** JSON-serialisable trainer state. */
   state?: Record<string, unknown>;
+  /** A token model's vocabulary (character-level: one character per id), so sampling needs no data file. */
+  vocab?: string[];
 }
 
 export function saveCheckpoint(dir: string, ckpt: Checkpoint): void {
@@ -36,6 +39,7 @@ export function saveCheckpoint(dir: string, ckpt: Checkpoint): void {
       writeFileSync(join(tmp, 'optimizer.safetensors'), encodeSafetensors(flat, { kind: ckpt.optimizer.kind, step: String(ckpt.optimizer.step) }));
     }
     if (ckpt.state) writeFileSync(join(tmp, 'state.json'), JSON.stringify(ckpt.state, null, 2) + '\n');
+    if (ckpt.vocab) writeFileSync(join(tmp, 'vocab.json'), JSON.stringify(ckpt.vocab) + '\n');
   });
 }
 
@@ -75,5 +79,19 @@ export function loadCheckpoint(dir: string): Checkpoint {
   if (existsSync(sPath)) {
     try { ckpt.state = JSON.parse(readFileSync(sPath, 'utf8')); } catch (e) { throw new CheckpointError(`${sPath}: not valid JSON (${(e as Error).message})`); }
   }
+  const vPath = join(dir, 'vocab.json');
+  if (existsSync(vPath)) ckpt.vocab = readVocab(vPath, graph);
   return ckpt;
+}
+
+/** vocab.json: distinct strings, as many as the graph's tokenInput vocabulary. */
+function readVocab(path: string, graph: Graph): string[] {
+  let v: unknown;
+  try { v = JSON.parse(readFileSync(path, 'utf8')); } catch (e) { throw new CheckpointError(`${path}: not valid JSON (${(e as Error).message})`); }
+  if (!Array.isArray(v) || !v.every((c) => typeof c === 'string' && c.length > 0)) throw new CheckpointError(`${path}: must be a JSON array of non-empty strings (token id i is entry i)`);
+  if (new Set(v).size !== v.length) throw new CheckpointError(`${path}: the vocabulary has repeated entries`);
+  const input = graph.nodes.find((n) => n.kind === 'tokenInput');
+  if (!input || input.kind !== 'tokenInput') throw new CheckpointError(`${path}: the checkpoint's graph has no tokenInput, so a vocabulary means nothing`);
+  if (v.length !== input.vocab) throw new CheckpointError(`${path}: ${v.length} entries, but tokenInput '${input.name}' has vocab ${input.vocab}`);
+  return v as string[];
 }

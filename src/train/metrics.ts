@@ -66,3 +66,33 @@ export interface RunInfo {
   status: 'running' | 'completed' | 'failed';
   error?: string;
 }
+
+/**
+ * One line per evaluation of a step-based (text) run, in the same metrics.jsonl. FLOPs follow
+ * TRAIN_FLOPS_PER_FORWARD_MAC: 3 x the forward multiply-adds of a sequence (attention's
+ * T-dependent terms included, see `countMacs`) per training sequence, i.e. per token
+ * 3 x macsPerExample / T.
+ */
+export interface EvalRecord {
+  type: 'eval';
+  /** Optimizer steps taken (0: before training). */
+  step: number;
+  lr: number;
+  /** Mean training loss (per token) over the steps since the previous evaluation; null at step 0. */
+  trainLoss: number | null;
+  /** Mean per-token validation cross-entropy over `evalBatches` fixed validation batches. */
+  valLoss: number;
+  /** Fraction of validation positions whose argmax is the next character. */
+  valAcc: number;
+  /** Training tokens seen (steps x batch x block). */
+  tokens: number;
+  /** Cumulative training FLOPs. */
+  flops: number;
+  /** Forward multiply-adds per sequence of `block` tokens. */
+  macsPerExample: number;
+  params: number;
+  arch: string;
+  /** Training tokens per second over the steps since the previous evaluation (evaluation time excluded); null at step 0. */
+  tokensPerSecond: number | null;
+  wallSeconds: number;
+}

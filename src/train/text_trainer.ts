@@ -1,0 +1,242 @@
+/**
+ * The step-based trainer for token models (an epoch means little for a text corpus): `steps`
+ * optimizer steps on seeded random windows of the training split, an evaluation every
+ * `evalEvery` steps (and at step 0) on `evalBatches` fixed validation batches, a checkpoint after
+ * every evaluation, and `final/` at the end. The run directory has the layout of the epoch
+ * trainer: run.json, metrics.jsonl (one EvalRecord per evaluation), checkpoints/step-NNNNNNN,
+ * final/. Every checkpoint carries the vocabulary (vocab.json), so `r2r sample` needs no data.
+ *
+ * Resume: the latest checkpoint restores weights, Adam state, the training-window RNG and the
+ * counters, and metrics.jsonl is cut back to that checkpoint's lines; validation batches are
+ * drawn from a fresh RNG seeded by `seed` at every evaluation. A run stopped after any
+ * evaluation and resumed writes the same metrics (wall-clock fields aside) as one that was not.
+ */
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { CheckpointError, UsageError } from '../errors.ts';
+import { sampleWindows, type TextDataset } from '../data/text.ts';
+import type { Batch, Engine, EngineModel, OptimizerConfig } from '../engines/engine.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
+import { analyzeGraph, architectureId, countMacs, countParams } from '../ir/graph.ts';
+import type { Graph, Weights } from '../ir/types.ts';
+import { Rng } from '../rng.ts';
+import { TRAIN_FLOPS_PER_FORWARD_MAC, type EvalRecord, type RunInfo } from './metrics.ts';
+import { TrainingDivergedError, type RunStart, type TrainHooks } from './trainer.ts';
+
+export interface TextTrainConfig {
+  steps: number;
+  /** Sequences per step (the block size comes from the graph's tokenInput). */
+  batchSize: number;
+  optimizer: 'adam' | 'sgd';
+  lr: number;
+  weightDecay: number;
+  momentum?: number;
+  /** Evaluate (and checkpoint) every this many steps, and after the last step. */
+  evalEvery: number;
+  /** Validation batches (of `batchSize` sequences) per evaluation. */
+  evalBatches: number;
+  seed: number;
+  /** Step checkpoints kept (default 2); 0 removes them once the run completes (final/ stays). */
+  keepCheckpoints?: number;
+}
+
+export interface TextTrainOptions {
+  dir: string;
+  name: string;
+  config: TextTrainConfig;
+  data: TextDataset;
+  engine: Engine;
+  start: RunStart;
+  resume?: boolean;
+  /** Stop (as if killed) after the evaluation at this step, leaving its checkpoint to resume from. */
+  stopAfterStep?: number;
+  describe?: Record<string, unknown>;
+  hooks?: TrainHooks;
+}
+
+export interface TextTrainResult {
+  status: 'completed' | 'stopped';
+  steps: number;
+  records: EvalRecord[];
+  finalValLoss: number;
+  flops: number;
+  wallSeconds: number;
+  graph: Graph;
+  weights: Weights;
+}
+
+interface TextTrainerState {
+  step: number;
+  flops: number;
+  wallSeconds: number;
+  dataRng: number[];
+  metricsLines: number;
+  configKey: string;
+}
+
+const STEP_DIR = (s: number) => `step-${String(s).padStart(7, '0')}`;
+
+export function validateTextConfig(c: TextTrainConfig): void {
+  const int = (v: number, what: string, min: number) => { if (!Number.isInteger(v) || v < min) throw new UsageError(`${what} must be an integer >= ${min}, got ${v}`); };
+  int(c.steps, 'steps', 1);
+  int(c.batchSize, 'batch size', 1);
+  int(c.evalEvery, 'eval-every', 1);
+  int(c.evalBatches, 'eval-batches', 1);
+  if (!(c.lr > 0)) throw new UsageError(`learning rate must be > 0, got ${c.lr}`);
+  if (!(c.weightDecay >= 0)) throw new UsageError(`weight decay must be >= 0, got ${c.weightDecay}`);
+  if (c.optimizer !== 'adam' && c.optimizer !== 'sgd') throw new UsageError(`optimizer must be adam or sgd, got '${c.optimizer}'`);
+}
+
+function optimizerConfig(c: TextTrainConfig): OptimizerConfig {
+  return c.optimizer === 'adam' ? { kind: 'adam', lr: c.lr, weightDecay: c.weightDecay } : { kind: 'sgd', lr: c.lr, momentum: c.momentum ?? 0.9, weightDecay: c.weightDecay };
+}
+
+export async function trainText(opts: TextTrainOptions): Promise<TextTrainResult> {
+  const { dir, config, data, engine } = opts;
+  validateTextConfig(config);
+  const log = opts.hooks?.log ?? (() => {});
+  const info = analyzeGraph(opts.start.graph);
+  if (!info.tokens) throw new UsageError(`${opts.name}: the text trainer needs a token model (a graph whose input is tokenInput); '${opts.start.graph.name ?? 'graph'}' reads ${JSON.stringify(info.inputShape)} floats`);
+  const { length: block, vocab } = info.tokens;
+  if (data.vocab.length > vocab) throw new UsageError(`${opts.name}: the data has ${data.vocab.length} distinct characters but the model's vocabulary is ${vocab}; build the model with --vocab ${data.vocab.length} (or leave --vocab out to take it from the data)`);
+  const configKey = JSON.stringify({ config: { ...config, keepCheckpoints: undefined }, data: data.info, block });
+  const metricsPath = join(dir, 'metrics.jsonl');
+  const ckptRoot = join(dir, 'checkpoints');
+  mkdirSync(dir, { recursive: true });
+
+  const graph = opts.start.graph;
+  let weights = opts.start.weights;
+  let optState = opts.start.optimizer && opts.start.optimizer.kind === config.optimizer ? opts.start.optimizer : undefined;
+  let st: TextTrainerState = { step: 0, flops: 0, wallSeconds: 0, dataRng: new Rng(`text-data:${config.seed}`).getState(), metricsLines: 0, configKey };
+  let records: EvalRecord[] = [];
+
+  const latest = opts.resume ? latestStepCheckpoint(ckptRoot) : undefined;
+  if (latest) {
+    const ck = loadCheckpoint(latest);
+    const s = ck.state as unknown as TextTrainerState | undefined;
+    if (!s || typeof s.step !== 'number') throw new CheckpointError(`${latest}: no trainer state (state.json); cannot resume from it`);
+    if (s.configKey !== configKey) throw new UsageError(`${latest}: the checkpoint was written with a different configuration or data; resume with the same flags, or start a new run without --resume`);
+    if (architectureId(ck.graph) !== architectureId(graph)) throw new UsageError(`${latest}: the checkpoint's model differs from the one asked for; resume with the same model flags`);
+    weights = ck.weights; optState = ck.optimizer; st = s;
+    const lines = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim()) : [];
+    if (lines.length < s.metricsLines) throw new CheckpointError(`${metricsPath}: has ${lines.length} records but checkpoint ${latest} expects ${s.metricsLines}; the run directory is inconsistent`);
+    writeFileAtomic(metricsPath, lines.slice(0, s.metricsLines).map((l) => l + '\n').join(''));
+    records = lines.slice(0, s.metricsLines).map((l) => JSON.parse(l) as EvalRecord);
+    log(`${opts.name}: resuming from ${latest} (step ${s.step}/${config.steps})`);
+  } else {
+    writeFileAtomic(metricsPath, '');
+    rmSync(ckptRoot, { recursive: true, force: true });
+  }
+
+  const runInfo: RunInfo = {
+    name: opts.name, engine: engine.description, startedAt: new Date().toISOString(), status: 'running',
+    config: { ...opts.describe, train: config, data: data.info, block, resumedFromStep: latest ? st.step : undefined },
+  };
+  writeFileAtomic(join(dir, 'run.json'), JSON.stringify(runInfo, null, 2) + '\n');
+
+  const dataRng = new Rng(0);
+  dataRng.setState(st.dataRng);
+  const t0 = Date.now() - st.wallSeconds * 1000;
+  const wall = () => (Date.now() - t0) / 1000;
+  const macs = countMacs(graph, info), params = countParams(graph, info), arch = architectureId(graph);
+  const tokensPerStep = config.batchSize * block;
+  let model: EngineModel | undefined;
+
+  try {
+    model = await engine.build(graph, weights, { seed: config.seed });
+    model.setOptimizer(optimizerConfig(config), optState);
+
+    const evaluate = async (): Promise<{ loss: number; acc: number }> => {
+      const rng = new Rng(`text-eval:${config.seed}`);
+      let loss = 0, correct = 0;
+      for (let b = 0; b < config.evalBatches; b++) {
+        const w = sampleWindows(data.val, config.batchSize, block, rng);
+        const r = await model!.evaluate({ x: new Float32Array(0), n: config.batchSize, tokens: w.tokens, labels: w.labels });
+        loss += r.loss; correct += r.correct;
+      }
+      return { loss: loss / config.evalBatches, acc: correct / (config.evalBatches * tokensPerStep) };
+    };
+    const checkpoint = async () => {
+      weights = await model!.getWeights();
+      optState = await model!.getOptimizerState();
+      st = { ...st, wallSeconds: wall(), dataRng: dataRng.getState(), metricsLines: records.length };
+      saveCheckpoint(join(ckptRoot, STEP_DIR(st.step)), { graph, weights, optimizer: optState, state: st as unknown as Record<string, unknown>, vocab: data.vocab });
+      pruneCheckpoints(ckptRoot, config.keepCheckpoints ?? 2);
+    };
+    const emit = (r: EvalRecord) => {
+      records.push(r);
+      appendFileSync(metricsPath, JSON.stringify(r) + '\n');
+      const tps = r.tokensPerSecond === null ? '' : ` | ${Math.round(r.tokensPerSecond).toLocaleString('en-US')} tok/s`;
+      log(`${opts.name}: step ${r.step}/${config.steps}${r.trainLoss === null ? '' : ` train loss ${r.trainLoss.toFixed(4)}`} | val loss ${r.valLoss.toFixed(4)} acc ${(100 * r.valAcc).toFixed(2)}%${tps} | ${r.wallSeconds.toFixed(1)} s`);
+    };
+
+    if (st.step === 0 && records.length === 0) {
+      const v = await evaluate();
+      emit({ type: 'eval', step: 0, lr: config.lr, trainLoss: null, valLoss: v.loss, valAcc: v.acc, tokens: 0, flops: 0, macsPerExample: macs, params, arch, tokensPerSecond: null, wallSeconds: wall() });
+      await checkpoint();
+    }
+
+    while (st.step < config.steps) {
+      const end = Math.min(config.steps, (Math.floor(st.step / config.evalEvery) + 1) * config.evalEvery);
+      const bar = opts.hooks?.progress?.(`${opts.name} steps ${st.step + 1}-${end}/${config.steps}`, end - st.step);
+      const first = st.step;
+      let lossSum = 0;
+      const tStart = Date.now();
+      try {
+        while (st.step < end) {
+          const w = sampleWindows(data.train, config.batchSize, block, dataRng);
+          const batch: Batch = { x: new Float32Array(0), n: config.batchSize, tokens: w.tokens, labels: w.labels };
+          const r = await model.trainStep(batch);
+          if (!Number.isFinite(r.loss)) {
+            throw new TrainingDivergedError(`${opts.name}: training diverged at step ${st.step + 1} (loss ${r.loss}, learning rate ${config.lr}); the last good checkpoint is ${latestStepCheckpoint(ckptRoot) ?? '(none yet)'}; lower the learning rate`);
+          }
+          st.step++;
+          st.flops += macs * TRAIN_FLOPS_PER_FORWARD_MAC * config.batchSize;
+          lossSum += r.loss;
+          const secs = (Date.now() - tStart) / 1000;
+          bar?.update(st.step - first, `loss ${(lossSum / (st.step - first)).toFixed(4)}${secs > 0 ? `, ${Math.round(((st.step - first) * tokensPerStep) / secs)} tok/s` : ''}`);
+        }
+      } finally {
+        bar?.stop();
+      }
+      const secs = (Date.now() - tStart) / 1000;
+      const v = await evaluate();
+      emit({
+        type: 'eval', step: st.step, lr: config.lr, trainLoss: lossSum / (st.step - first), valLoss: v.loss, valAcc: v.acc,
+        tokens: st.step * tokensPerStep, flops: st.flops, macsPerExample: macs, params, arch,
+        tokensPerSecond: secs > 0 ? ((st.step - first) * tokensPerStep) / secs : null, wallSeconds: wall(),
+      });
+      await checkpoint();
+      if (opts.stopAfterStep !== undefined && st.step >= opts.stopAfterStep && st.step < config.steps) {
+        log(`${opts.name}: stopped after step ${st.step} as asked; continue with --resume`);
+        return result('stopped');
+      }
+    }
+    saveCheckpoint(join(dir, 'final'), { graph, weights, optimizer: optState, state: st as unknown as Record<string, unknown>, vocab: data.vocab });
+    if (config.keepCheckpoints === 0) rmSync(ckptRoot, { recursive: true, force: true });
+    writeFileAtomic(join(dir, 'run.json'), JSON.stringify({ ...runInfo, status: 'completed', finishedAt: new Date().toISOString() }, null, 2) + '\n');
+    return result('completed');
+  } catch (e) {
+    writeFileAtomic(join(dir, 'run.json'), JSON.stringify({ ...runInfo, status: 'failed', finishedAt: new Date().toISOString(), error: (e as Error).message }, null, 2) + '\n');
+    throw e;
+  } finally {
+    model?.dispose();
+  }
+
+  function result(status: 'completed' | 'stopped'): TextTrainResult {
+    const last = records[records.length - 1];
+    return { status, steps: st.step, records, finalValLoss: last?.valLoss ?? NaN, flops: st.flops, wallSeconds: st.wallSeconds, graph, weights };
+  }
+}
+
+export function latestStepCheckpoint(root: string): string | undefined {
+  if (!existsSync(root)) return undefined;
+  const names = readdirSync(root).filter((n) => /^step-\d+$/.test(n)).sort();
+  return names.length ? join(root, names[names.length - 1]) : undefined;
+}
+
+function pruneCheckpoints(root: string, keep: number): void {
+  const names = readdirSync(root).filter((n) => /^step-\d+$/.test(n)).sort();
+  for (const n of names.slice(0, Math.max(0, names.length - Math.max(1, keep)))) rmSync(join(root, n), { recursive: true, force: true });
+}
