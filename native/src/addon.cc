@@ -73,6 +73,7 @@ std::string describe(const std::exception& e) {
 struct ModelState {
   std::unique_ptr<Net> net;
   int threads = 0;
+  int64_t labelsPerExample = 1;  // T for a sequence model (logits [N, T, V])
   std::string deferredError;  // from a fire-and-forget setter, reported by the next call
 };
 
@@ -196,6 +197,21 @@ std::vector<int64_t> batchShape(const Net& net, int64_t n) {
   return s;
 }
 
+/** A JS batch's inputs: Float32Array values, or Int32Array token ids for a tokenInput graph. */
+torch::Tensor copyInput(const Net& net, const Napi::Value& v, int64_t n, const char* what) {
+  if (!net.tokenInput()) return copyFloat32(v, batchShape(net, n), what);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an Int32Array of token ids");
+  }
+  auto a = v.As<Napi::Int32Array>();
+  const std::vector<int64_t> shape = batchShape(net, n);
+  const int64_t numel = n * shape[1];
+  if (static_cast<int64_t>(a.ElementLength()) != numel) {
+    throw Napi::RangeError::New(v.Env(), std::string(what) + " holds " + std::to_string(a.ElementLength()) + " ids, expected " + std::to_string(numel));
+  }
+  return torch::from_blob(a.Data(), shape, torch::kInt).to(torch::kLong);  // .to copies
+}
+
 double num(const Napi::Object& o, const char* key, double def) {
   Napi::Value v = o.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : def;
@@ -224,7 +240,9 @@ r2r::OpSpec parseOp(Napi::Env env, const Napi::Object& o) {
       {"input", OpKind::Input}, {"conv2d", OpKind::Conv}, {"dense", OpKind::Dense}, {"batchNorm", OpKind::BatchNorm},
       {"activation", OpKind::Activation}, {"maxPool", OpKind::MaxPool}, {"avgPool", OpKind::AvgPool},
       {"globalAvgPool", OpKind::GlobalAvgPool}, {"flatten", OpKind::Flatten}, {"add", OpKind::Add},
-      {"concat", OpKind::Concat}, {"dropout", OpKind::Dropout}};
+      {"concat", OpKind::Concat}, {"dropout", OpKind::Dropout}, {"tokenInput", OpKind::TokenInput},
+      {"embedding", OpKind::Embedding}, {"positionEmbedding", OpKind::PositionEmbedding},
+      {"layerNorm", OpKind::LayerNorm}, {"attention", OpKind::Attention}};
   static const std::map<std::string, Act> acts{{"relu", Act::Relu}, {"relu6", Act::Relu6}, {"leakyRelu", Act::LeakyRelu},
                                                {"elu", Act::Elu}, {"tanh", Act::Tanh}, {"sigmoid", Act::Sigmoid},
                                                {"gelu", Act::Gelu}};
@@ -250,6 +268,10 @@ r2r::OpSpec parseOp(Napi::Env env, const Napi::Object& o) {
   op.alpha = num(o, "alpha", 0.01);
   op.rate = num(o, "rate", 0);
   op.spatialIn = flag(o, "spatialIn", false);
+  op.seqIn = flag(o, "seqIn", false);
+  op.heads = static_cast<int64_t>(num(o, "heads", 0));
+  op.keyDim = static_cast<int64_t>(num(o, "keyDim", 0));
+  op.causal = flag(o, "causal", false);
   if (op.kind == OpKind::Activation) {
     auto a = acts.find(str(o, "fn", ""));
     if (a == acts.end()) throw Napi::TypeError::New(env, "node '" + op.name + "': unsupported activation '" + str(o, "fn", "") + "'");
@@ -326,6 +348,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     opts.channelsLast = flag(o, "channelsLast", false);
     state_ = std::make_shared<ModelState>();
     state_->threads = static_cast<int>(num(o, "threads", 0));
+    state_->labelsPerExample = std::max<int64_t>(1, static_cast<int64_t>(num(o, "labelsPerExample", 1)));
     if (o.Get("seed").IsNumber()) {
       const uint64_t seed = static_cast<uint64_t>(num(o, "seed", 0));
       engine().post([seed]() { torch::manual_seed(seed); });
@@ -382,7 +405,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     Net& n = net(env);
     const int64_t bn = info[1].As<Napi::Number>().Int64Value();
-    auto x = copyFloat32(info[0], batchShape(n, bn), "batch.x");
+    auto x = copyInput(n, info[0], bn, "batch.x");
     const bool training = info[2].ToBoolean().Value();
     auto st = state_;
     auto out = std::make_shared<torch::Tensor>();
@@ -396,8 +419,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     Net& n = net(env);
     const int64_t bn = info[2].As<Napi::Number>().Int64Value();
-    auto x = copyFloat32(info[0], batchShape(n, bn), "batch.x");
-    auto y = copyLabels(info[1], bn, "batch.labels");
+    auto x = copyInput(n, info[0], bn, "batch.x");
+    auto y = copyLabels(info[1], bn * state_->labelsPerExample, "batch.labels");
     auto st = state_;
     auto res = std::make_shared<std::pair<double, std::vector<torch::Tensor>>>();
     return schedule(env, st, [st, x, y, res](const Reporter&) { *res = st->net->gradients(x, y); },
@@ -493,8 +516,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     Net& n = net(env);
     const int64_t bn = info[2].As<Napi::Number>().Int64Value();
-    auto x = copyFloat32(info[0], batchShape(n, bn), "batch.x");
-    auto y = copyLabels(info[1], bn, "batch.labels");
+    auto x = copyInput(n, info[0], bn, "batch.x");
+    auto y = copyLabels(info[1], bn * state_->labelsPerExample, "batch.labels");
     auto st = state_;
     auto res = std::make_shared<r2r::StepStats>();
     return schedule(env, st, [st, x, y, res, train](const Reporter&) {
@@ -515,8 +538,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Net& n = net(env);
     const int64_t bn = info[2].As<Napi::Number>().Int64Value();
     auto d = std::make_shared<r2r::Dataset>();
-    d->x = copyFloat32(info[0], batchShape(n, bn), "dataset x");
-    d->y = copyLabels(info[1], bn, "dataset labels");
+    d->x = copyInput(n, info[0], bn, "dataset x");
+    d->y = copyLabels(info[1], bn * state_->labelsPerExample, "dataset labels");
+    if (state_->labelsPerExample > 1) d->y = d->y.view({bn, state_->labelsPerExample});
     d->n = bn;
     const torch::Device dev = n.options().device;
     if (!dev.is_cpu()) {

@@ -1,5 +1,6 @@
 #include "net.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <stdexcept>
@@ -17,6 +18,7 @@ bool inplaceProducer(OpKind k) {
   switch (k) {
     case OpKind::Conv: case OpKind::BatchNorm: case OpKind::Add: case OpKind::Dense:
     case OpKind::Concat: case OpKind::MaxPool: case OpKind::AvgPool: case OpKind::GlobalAvgPool:
+    case OpKind::Embedding: case OpKind::PositionEmbedding:
       return true;
     default:
       return false;
@@ -25,22 +27,34 @@ bool inplaceProducer(OpKind k) {
 
 std::string paramKey(const torch::Tensor& t) { return c10::guts::to_string(t.unsafeGetTensorImpl()); }
 
+/** Logits [N, K] or [N, T, V] and labels [N] or [N, T] as the rows of one classification. */
+torch::Tensor flatLogits(const torch::Tensor& logits) { return logits.reshape({-1, logits.size(-1)}); }
+torch::Tensor flatLabels(const torch::Tensor& y) { return y.reshape({-1}); }
+torch::Tensor loss(const torch::Tensor& logits, const torch::Tensor& y) {
+  return F::cross_entropy(flatLogits(logits), flatLabels(y));
+}
+int64_t countCorrect(const torch::Tensor& logits, const torch::Tensor& y) {
+  return flatLogits(logits).argmax(1).eq(flatLabels(y)).sum().item<int64_t>();
+}
+
 }  // namespace
 
 Net::Net(std::vector<OpSpec> ops, int output, NetOptions opts)
     : ops_(std::move(ops)), output_(output), opts_(opts) {
   const auto fopt = torch::TensorOptions().dtype(torch::kFloat).device(opts_.device);
   const size_t n = ops_.size();
-  opParams_.assign(n, {-1, -1, -1, -1});
+  opParams_.assign(n, {-1, -1, -1, -1, -1, -1, -1, -1});
+  masks_.assign(n, torch::Tensor());
   lastUse_.assign(n, -1);
   std::vector<int> consumers(n, 0);
   auto add = [&](size_t op, int slot, const std::string& pname, std::vector<int64_t> internal,
-                 std::vector<int64_t> project, ParamLayout layout, bool trainable) {
+                 std::vector<int64_t> project, ParamLayout layout, bool trainable, int64_t rows = 0) {
     torch::Tensor t = torch::zeros(internal, fopt);
     if (layout == ParamLayout::ConvKernel && opts_.channelsLast) t = t.contiguous(at::MemoryFormat::ChannelsLast);
     if (trainable) t.requires_grad_(true);
     opParams_[op][slot] = static_cast<int>(params_.size());
-    params_.push_back({ops_[op].name + "/" + pname, t, layout, std::move(project), trainable});
+    if (layout == ParamLayout::DenseKernel && rows == 0) rows = project[0];
+    params_.push_back({ops_[op].name + "/" + pname, t, layout, std::move(project), trainable, rows});
     if (trainable) {
       trainable_.push_back(t);
       trainableIndex_.push_back(static_cast<int>(params_.size()) - 1);
@@ -55,7 +69,7 @@ Net::Net(std::vector<OpSpec> ops, int output, NetOptions opts)
       consumers[j]++;
     }
     switch (op.kind) {
-      case OpKind::Input:
+      case OpKind::Input: case OpKind::TokenInput:
         if (haveInput) throw std::invalid_argument("a second input node '" + op.name + "'");
         haveInput = true;
         inputIndex_ = static_cast<int>(i);
@@ -74,6 +88,34 @@ Net::Net(std::vector<OpSpec> ops, int output, NetOptions opts)
         add(i, 2, "movingMean", {op.cout}, {op.cout}, ParamLayout::Plain, false);
         add(i, 3, "movingVariance", {op.cout}, {op.cout}, ParamLayout::Plain, false);
         break;
+      case OpKind::Embedding: case OpKind::PositionEmbedding:
+        // Keras Embedding's [vocab, dim] is nn.Embedding's weight as it is.
+        add(i, 0, "embeddings", {op.cin, op.cout}, {op.cin, op.cout}, ParamLayout::Plain, true);
+        break;
+      case OpKind::LayerNorm:
+        add(i, 0, "gamma", {op.cout}, {op.cout}, ParamLayout::Plain, true);
+        add(i, 1, "beta", {op.cout}, {op.cout}, ParamLayout::Plain, true);
+        break;
+      case OpKind::Attention: {
+        // Keras MultiHeadAttention's [D, H, K] projections as nn.Linear weights [H*K, D], and its
+        // [H, K, D] output projection as [D, H*K] (docs/design/transformer-ir.md).
+        const int64_t d = op.cin, h = op.heads, k = op.keyDim, hk = h * k;
+        if (d < 1 || h < 1 || k < 1) throw std::invalid_argument("node '" + op.name + "': attention needs dim, heads and keyDim >= 1");
+        const char* names[3] = {"query", "key", "value"};
+        for (int j = 0; j < 3; j++) {
+          add(i, 2 * j, std::string(names[j]) + "Kernel", {hk, d}, {d, h, k}, ParamLayout::DenseKernel, true, d);
+          if (op.useBias) add(i, 2 * j + 1, std::string(names[j]) + "Bias", {hk}, {h, k}, ParamLayout::Plain, true);
+        }
+        add(i, 6, "outputKernel", {d, hk}, {h, k, d}, ParamLayout::DenseKernel, true, hk);
+        if (op.useBias) add(i, 7, "outputBias", {d}, {d}, ParamLayout::Plain, true);
+        if (op.causal) {
+          // Additive mask: 0 where position t may attend to s <= t, -inf above the diagonal.
+          if (op.shape.size() != 2) throw std::invalid_argument("node '" + op.name + "': causal attention needs its input shape [T, D]");
+          const int64_t t = op.shape[0];
+          masks_[i] = torch::full({t, t}, -std::numeric_limits<float>::infinity(), fopt).triu(1);
+        }
+        break;
+      }
       default:
         break;
     }
@@ -83,7 +125,12 @@ Net::Net(std::vector<OpSpec> ops, int output, NetOptions opts)
   inplaceOk_.assign(n, false);
   const char* ip = std::getenv("R2R_TORCH_INPLACE");  // 0: never reuse a buffer (for profiling)
   if (ip && std::string(ip) == "0") return;
-  for (size_t i = 0; i < n; i++) inplaceOk_[i] = consumers[i] == 1 && inplaceProducer(ops_[i].kind) && static_cast<int>(i) != output_;
+  for (size_t i = 0; i < n; i++) {
+    // A linear on [N, T, F] returns a view of a 2-D matmul: an in-place add on it would cost
+    // autograd a CopySlices (clone and zero fill) in the backward pass.
+    const bool view = ops_[i].kind == OpKind::Dense && (ops_[i].seqIn || ops_[i].spatialIn);
+    inplaceOk_[i] = consumers[i] == 1 && inplaceProducer(ops_[i].kind) && !view && static_cast<int>(i) != output_;
+  }
 }
 
 Param& Net::param(const std::string& name) {
@@ -92,11 +139,10 @@ Param& Net::param(const std::string& name) {
 }
 
 static torch::Tensor projectToInternal(const Param& p, const torch::Tensor& value) {
-  const torch::Tensor v = value.view(p.shape);
   switch (p.layout) {
-    case ParamLayout::ConvKernel: return v.permute({3, 2, 0, 1});
-    case ParamLayout::DenseKernel: return v.t();
-    default: return v;
+    case ParamLayout::ConvKernel: return value.view(p.shape).permute({3, 2, 0, 1});
+    case ParamLayout::DenseKernel: return value.view({p.rows, -1}).t();
+    default: return value.view(p.tensor.sizes());
   }
 }
 
@@ -116,7 +162,7 @@ torch::Tensor Net::exportParam(const Param& p, const torch::Tensor& internal) co
     case ParamLayout::DenseKernel: t = t.t(); break;
     default: break;
   }
-  return t.to(torch::kCPU).contiguous();
+  return t.to(torch::kCPU).contiguous().view(p.shape);
 }
 
 torch::Tensor Net::toInternal(const torch::Tensor& xNhwc, Mode mode) const {
@@ -182,20 +228,40 @@ torch::Tensor Net::forward(const torch::Tensor& x, Mode mode) {
     auto ownsInput = [&](int k) { return inplaceOk_[op.inputs[k]]; };
     torch::Tensor out;
     switch (op.kind) {
-      case OpKind::Input:
+      case OpKind::Input: case OpKind::TokenInput:
         out = x;
         break;
       case OpKind::Conv:
         out = conv(op, v[op.inputs[0]], P(0), P(1));
         break;
       case OpKind::Dense:
-        out = at::linear(v[op.inputs[0]], P(0), P(1));
+        // Keras Dense acts on the last axis: [N, F] and [N, T, F] directly, NCHW via NHWC.
+        out = op.spatialIn ? at::linear(v[op.inputs[0]].permute({0, 2, 3, 1}), P(0), P(1)).permute({0, 3, 1, 2})
+                           : at::linear(v[op.inputs[0]], P(0), P(1));
+        break;
+      case OpKind::Embedding:
+        out = at::embedding(P(0), v[op.inputs[0]]);
+        break;
+      case OpKind::PositionEmbedding: {
+        torch::Tensor& a = v[op.inputs[0]];
+        const torch::Tensor pos = P(0).narrow(0, 0, a.size(1));
+        out = ownsInput(0) ? a.add_(pos) : a + pos;
+        break;
+      }
+      case OpKind::LayerNorm:
+        out = at::layer_norm(v[op.inputs[0]], {op.cout}, P(0), P(1), op.eps, cudnn);
+        break;
+      case OpKind::Attention:
+        out = attention(i, v[op.inputs[0]]);
         break;
       case OpKind::BatchNorm: {
         // Keras momentum m keeps m of the old statistic; torch's momentum is the new share.
         const bool useRunning = mode != Mode::Train;
-        out = at::batch_norm(v[op.inputs[0]], P(0), P(1), useRunning ? P(2) : none, useRunning ? P(3) : none,
+        // Channels are dim 1 for batch_norm: [N, T, C] runs as [N, C, T].
+        const torch::Tensor a = op.seqIn ? v[op.inputs[0]].transpose(1, 2) : v[op.inputs[0]];
+        out = at::batch_norm(a, P(0), P(1), useRunning ? P(2) : none, useRunning ? P(3) : none,
                              train, 1.0 - op.momentum, op.eps, cudnn);
+        if (op.seqIn) out = out.transpose(1, 2);
         break;
       }
       case OpKind::Activation: {
@@ -222,7 +288,7 @@ torch::Tensor Net::forward(const torch::Tensor& x, Mode mode) {
       case OpKind::Flatten: {
         const torch::Tensor& a = v[op.inputs[0]];
         // The IR flattens NHWC: channel c at (h, w) lands at (h*W + w)*C + c.
-        out = op.spatialIn ? a.permute({0, 2, 3, 1}).reshape({a.size(0), -1}) : a;
+        out = op.spatialIn ? a.permute({0, 2, 3, 1}).reshape({a.size(0), -1}) : a.reshape({a.size(0), -1});
         break;
       }
       case OpKind::Add: {
@@ -240,7 +306,7 @@ torch::Tensor Net::forward(const torch::Tensor& x, Mode mode) {
       case OpKind::Concat: {
         std::vector<torch::Tensor> parts;
         for (int j : op.inputs) parts.push_back(v[j]);
-        out = at::cat(parts, 1);
+        out = at::cat(parts, op.spatialIn ? 1 : -1);  // the IR's last (channel) axis
         break;
       }
       case OpKind::Dropout:
@@ -252,6 +318,32 @@ torch::Tensor Net::forward(const torch::Tensor& x, Mode mode) {
     for (int j : op.inputs) if (lastUse_[j] == static_cast<int>(i)) v[j].reset();
   }
   return v[output_];
+}
+
+// Causal multi-head self-attention, x [N, T, D] -> [N, T, D]. One matmul for q, k and v (the
+// three kernels concatenated, as nn.Linear(D, 3D)), one copy into per-head [3, N*H, T, K], the
+// scale and the causal mask fused into baddbmm, softmax, bmm with v, heads back to [N, T, H*K]
+// and the output projection.
+torch::Tensor Net::attention(size_t i, const torch::Tensor& x) {
+  const OpSpec& op = ops_[i];
+  const auto& pi = opParams_[i];
+  const torch::Tensor none;
+  auto P = [&](int k) -> const torch::Tensor& { return pi[k] < 0 ? none : params_[pi[k]].tensor; };
+  const int64_t n = x.size(0), t = x.size(1), h = op.heads, k = op.keyDim;
+  const torch::Tensor w = at::cat({P(0), P(2), P(4)}, 0);
+  const torch::Tensor b = op.useBias ? at::cat({P(1), P(3), P(5)}, 0) : none;
+  const torch::Tensor qkv = at::linear(x, w, b).view({n, t, 3, h, k}).permute({2, 0, 3, 1, 4}).contiguous().view({3, n * h, t, k});
+  // unbind, not select: select's backward zero-fills a whole [3, ...] gradient per slice.
+  const std::vector<torch::Tensor> parts = qkv.unbind(0);
+  const torch::Tensor& q = parts[0];
+  const torch::Tensor& key = parts[1];
+  const torch::Tensor& val = parts[2];
+  const double scale = 1.0 / std::sqrt(static_cast<double>(k));
+  const torch::Tensor scores = masks_[i].defined() ? at::baddbmm(masks_[i].narrow(0, 0, t).narrow(1, 0, t), q, key.transpose(1, 2), 1.0, scale)
+                                                   : at::bmm(q, key.transpose(1, 2)).mul_(scale);
+  const torch::Tensor att = at::softmax(scores, -1);
+  const torch::Tensor o = at::bmm(att, val).view({n, h, t, k}).permute({0, 2, 1, 3}).reshape({n, t, h * k});
+  return at::linear(o, P(6), P(7));
 }
 
 torch::Tensor Net::logits(const torch::Tensor& xNhwc, Mode mode) {
@@ -269,8 +361,8 @@ torch::Tensor Net::logits(const torch::Tensor& xNhwc, Mode mode) {
 std::pair<double, std::vector<torch::Tensor>> Net::gradients(const torch::Tensor& xNhwc, const torch::Tensor& y) {
   for (auto& t : trainable_) t.mutable_grad().reset();
   const torch::Tensor logits = forward(toInternal(xNhwc, Mode::Train), Mode::Train);
-  const torch::Tensor loss = F::cross_entropy(logits, y.to(opts_.device));
-  loss.backward();
+  const torch::Tensor lossT = loss(logits, y.to(opts_.device));
+  lossT.backward();
   std::vector<torch::Tensor> grads;
   for (size_t k = 0; k < trainable_.size(); k++) {
     const Param& p = params_[trainableIndex_[k]];
@@ -278,7 +370,7 @@ std::pair<double, std::vector<torch::Tensor>> Net::gradients(const torch::Tensor
     grads.push_back(g.defined() ? exportParam(p, g) : torch::zeros(p.shape));
     trainable_[k].mutable_grad().reset();
   }
-  return {loss.item<double>(), grads};
+  return {lossT.item<double>(), grads};
 }
 
 void Net::setOptimizer(const OptimizerConfig& cfg, const OptimizerStateData* state) {
@@ -365,16 +457,16 @@ StepStats Net::trainStepInternal(const torch::Tensor& x, const torch::Tensor& y)
   // set_to_none: backward then writes fresh gradients instead of accumulating into zeros.
   for (auto& t : trainable_) t.mutable_grad().reset();
   const torch::Tensor logits = forward(x, Mode::TrainUpdate);
-  const torch::Tensor loss = F::cross_entropy(logits, y);
+  const torch::Tensor lossT = loss(logits, y);
   int64_t correct;
   {
     torch::NoGradGuard ng;
-    correct = logits.argmax(1).eq(y).sum().item<int64_t>();
+    correct = countCorrect(logits, y);
   }
-  loss.backward();
+  lossT.backward();
   optimizer_->step();
   step_++;
-  return {loss.item<double>(), correct};
+  return {lossT.item<double>(), correct};
 }
 
 StepStats Net::trainStep(const torch::Tensor& xNhwc, const torch::Tensor& y) {
@@ -385,8 +477,7 @@ StepStats Net::evaluate(const torch::Tensor& xNhwc, const torch::Tensor& y) {
   c10::InferenceMode im;
   const torch::Tensor yd = y.to(opts_.device);
   const torch::Tensor logits = forward(toInternal(xNhwc, Mode::Infer), Mode::Infer);
-  const double loss = F::cross_entropy(logits, yd).item<double>();
-  return {loss, logits.argmax(1).eq(yd).sum().item<int64_t>()};
+  return {loss(logits, yd).item<double>(), countCorrect(logits, yd)};
 }
 
 EpochStats Net::trainEpoch(const Dataset& data, const torch::Tensor& order, int64_t batchSize,
@@ -417,8 +508,8 @@ EpochStats Net::evaluateDataset(const Dataset& data, int64_t batchSize) {
     const int64_t len = std::min(batchSize, data.n - start);
     const torch::Tensor y = data.y.narrow(0, start, len);
     const torch::Tensor logits = forward(toInternal(data.x.narrow(0, start, len), Mode::Infer), Mode::Infer);
-    lossSum += F::cross_entropy(logits, y).item<double>() * static_cast<double>(len);
-    r.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+    lossSum += loss(logits, y).item<double>() * static_cast<double>(len);
+    r.correct += countCorrect(logits, y);
     r.examples += len;
     r.steps++;
   }

@@ -1,10 +1,11 @@
 // A network built once from the r2r graph IR and run by a small interpreter over libtorch ops.
 //
 // Layout: the IR is NHWC with conv kernels [kh, kw, cin, cout] and dense kernels [in, out].
-// Internally activations are NCHW (optionally channels_last strides), conv weights
-// [cout, cin, kh, kw] and dense weights [out, in]; conversion happens only in
-// importParam/exportParam and toInternal (inputs). Autograd, batch norm, losses and the
-// optimizers are libtorch's own.
+// Internally spatial activations are NCHW (optionally channels_last strides), conv weights
+// [cout, cin, kh, kw] and dense weights [out, in] (attention projections too, as nn.Linear);
+// token activations [N, T, D] keep the IR's order. Conversion happens only in
+// importParam/exportParam and toInternal (inputs). Autograd, batch norm, layer norm, losses and
+// the optimizers are libtorch's own.
 #pragma once
 
 #include <torch/torch.h>
@@ -18,7 +19,10 @@
 
 namespace r2r {
 
-enum class OpKind { Input, Conv, Dense, BatchNorm, Activation, MaxPool, AvgPool, GlobalAvgPool, Flatten, Add, Concat, Dropout };
+enum class OpKind {
+  Input, Conv, Dense, BatchNorm, Activation, MaxPool, AvgPool, GlobalAvgPool, Flatten, Add, Concat, Dropout,
+  TokenInput, Embedding, PositionEmbedding, LayerNorm, Attention
+};
 enum class Act { Relu, Relu6, LeakyRelu, Elu, Tanh, Sigmoid, Gelu };
 // Infer: running stats, no dropout. Train: batch stats, running stats untouched.
 // TrainUpdate: batch stats and running-stat update (a training step).
@@ -29,8 +33,12 @@ struct OpSpec {
   std::string name;
   OpKind kind = OpKind::Input;
   std::vector<int> inputs;
-  std::vector<int64_t> shape;       // input: [H, W, C] or [F]
-  int64_t cin = 0, cout = 0;        // conv/dense/bn channels (cout = units for dense, C for bn)
+  std::vector<int64_t> shape;       // input: [H, W, C] or [F]; tokenInput: [T]
+  // conv/dense/bn channels (cout = units for dense, C for bn and layer norm); embedding: cin =
+  // vocab, cout = dim; position embedding: cin = max length, cout = D; attention: cin = D.
+  int64_t cin = 0, cout = 0;
+  int64_t heads = 0, keyDim = 0;    // attention
+  bool causal = false;              // attention
   int64_t kh = 1, kw = 1, sh = 1, sw = 1;
   int64_t pt = 0, pb = 0, pl = 0, pr = 0;
   bool useBias = false;
@@ -38,7 +46,8 @@ struct OpSpec {
   Act act = Act::Relu;
   double alpha = 0.01;
   double rate = 0;
-  bool spatialIn = false;  // flatten/dense/bn: the input is [N, C, H, W]
+  bool spatialIn = false;  // flatten/dense/bn/concat: the input is [N, C, H, W]
+  bool seqIn = false;      // bn/dense: the input is [N, T, C] (channels last)
 };
 
 struct NetOptions {
@@ -46,6 +55,8 @@ struct NetOptions {
   bool channelsLast = false;
 };
 
+// DenseKernel: the project tensor, viewed as a matrix [rows, numel / rows], is the transpose of
+// the internal one (dense [in, out]; attention [D, H, K] with rows = D, [H, K, D] with rows = H*K).
 enum class ParamLayout { Plain, ConvKernel, DenseKernel };
 
 struct Param {
@@ -54,6 +65,7 @@ struct Param {
   ParamLayout layout;
   std::vector<int64_t> shape;  // project layout
   bool trainable;
+  int64_t rows = 0;  // DenseKernel: rows of the project matrix
 };
 
 struct OptimizerConfig {
@@ -73,8 +85,8 @@ struct StepStats { double loss; int64_t correct; };
 struct EpochStats { double loss; int64_t correct, examples, steps; };
 
 struct Dataset {
-  torch::Tensor x;  // as uploaded: [N, H, W, C] or [N, F], on the model's device
-  torch::Tensor y;  // int64 [N]
+  torch::Tensor x;  // as uploaded: [N, H, W, C] or [N, F] (float), [N, T] (int64 ids), on the model's device
+  torch::Tensor y;  // int64 [N], or [N, T] for a sequence model
   int64_t n;
 };
 
@@ -84,6 +96,8 @@ class Net {
 
   const std::vector<Param>& params() const { return params_; }
   const std::vector<int64_t>& inputShape() const { return ops_[inputIndex_].shape; }
+  /** The input is token ids (int64 [N, T]) rather than float values. */
+  bool tokenInput() const { return ops_[inputIndex_].kind == OpKind::TokenInput; }
   const NetOptions& options() const { return opts_; }
 
   /** Copies a project-layout tensor (CPU, contiguous) into the named parameter. */
@@ -94,7 +108,7 @@ class Net {
   /** NHWC/[N, F] batch from JS (CPU) to the internal layout on the device. */
   torch::Tensor toInternal(const torch::Tensor& xNhwc, Mode mode) const;
   torch::Tensor forward(const torch::Tensor& x, Mode mode);
-  /** Logits for a JS batch, CPU contiguous [N, K]. */
+  /** Logits for a JS batch, CPU contiguous [N, K] (or [N, T, V]). */
   torch::Tensor logits(const torch::Tensor& xNhwc, Mode mode);
   /** Mean loss and gradients (project layout) in training mode, no update. */
   std::pair<double, std::vector<torch::Tensor>> gradients(const torch::Tensor& xNhwc, const torch::Tensor& y);
@@ -113,6 +127,7 @@ class Net {
  private:
   torch::Tensor conv(const OpSpec& op, const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
   torch::Tensor pool(const OpSpec& op, const torch::Tensor& x) const;
+  torch::Tensor attention(size_t i, const torch::Tensor& x);
   StepStats trainStepInternal(const torch::Tensor& x, const torch::Tensor& y);
   Param& param(const std::string& name);
 
@@ -122,7 +137,8 @@ class Net {
   NetOptions opts_;
   std::vector<Param> params_;
   // Per op: indices into params_ (kernel/gamma first), -1 when absent.
-  std::vector<std::array<int, 4>> opParams_;
+  std::vector<std::array<int, 8>> opParams_;
+  std::vector<torch::Tensor> masks_;  // causal attention: [T, T] additive mask (0 / -inf)
   std::vector<int> lastUse_;     // last op index reading each op's output
   std::vector<bool> inplaceOk_;  // the op's output may be overwritten by its single consumer
   std::vector<torch::Tensor> trainable_;
