@@ -3,7 +3,10 @@ import { Command, Option } from '@commander-js/extra-typings';
 import type { DatasetName } from '../../data/index.ts';
 import { UsageError } from '../../errors.ts';
 import { findRun, PRESETS, RUNS, scaleRun, SUITES, suiteRuns, type RunDef } from '../../experiments/catalog.ts';
+import { GPT_GROWTH_METHODS, GPT_GROWTH_PRESETS, gptGrowthRuns, gptGrowthText, runGptGrowth, type GptGrowthMethod } from '../../experiments/gpt_growth.ts';
 import { runExperiments } from '../../experiments/runner.ts';
+import { readTextDataset } from '../../data/text.ts';
+import { getEngine } from '../../engines/registry.ts';
 import { summaryText } from '../../experiments/summary.ts';
 import { cliHooks, dataDirOption, datasetOption, deviceOption, engineOptions, limitOption, tfjsBackendOption, threadsOption, valLimitOption } from './train.ts';
 import { engineOption, formatTable, parseInteger, printJson } from './common.ts';
@@ -14,9 +17,11 @@ export function register(program: Command): void {
     .description('Run experiments of the paper\'s table 5 by name (e.g. NCT-R2WiderR; FFT- is accepted for FTT-) or a whole --suite. Teachers are trained once and cached under OUT/.teachers/; results go to OUT/<suite>/<name>/ with a summary table in OUT/<suite>/summary.md. A failing run is recorded and the others go on.')
     .argument('[names...]', 'experiment names (see --list)')
     .option('--list', 'list every experiment with its hyper-parameters')
-    .addOption(new Option('--suite <suites>', `run whole suites, comma-separated: ${[...SUITES, 'all'].join(', ')}`).argParser((v) => v.split(',').map((x) => x.trim()).filter(Boolean)))
+    .addOption(new Option('--suite <suites>', `run whole suites, comma-separated: ${[...SUITES, 'all'].join(', ')}; or gpt-growth (a GPT grown by each method vs the target trained from scratch, on --data-text)`).argParser((v) => v.split(',').map((x) => x.trim()).filter(Boolean)))
     .addOption(new Option('--preset <p>', `paper: ${PRESETS.paper.description}; quick: ${PRESETS.quick.description}`).choices(['quick', 'paper'] as const).default('quick' as const))
     .addOption(dataDirOption()).addOption(datasetOption()).addOption(limitOption()).addOption(valLimitOption())
+    .addOption(new Option('--data-text <file>', 'gpt-growth: a UTF-8 text file or the name tinyshakespeare (default)'))
+    .addOption(new Option('--growth-methods <list>', `gpt-growth: growth runs, comma-separated (default ${GPT_GROWTH_METHODS.join(',')})`).argParser((v) => v.split(',').map((x) => x.trim()).filter(Boolean)))
     .addOption(new Option('--out <dir>', 'results root').default('runs'))
     .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
     .addOption(new Option('--epochs <n>', 'override the preset\'s epochs for every run (transforms and drops rescaled)').argParser(parseInteger('--epochs')))
@@ -37,7 +42,23 @@ export function register(program: Command): void {
         console.log(`\n${RUNS.filter((r) => !r.extra).length} runs of the paper's table 5; * = from-scratch baseline the paper's figures compare against. All: Adam, batch 128, no augmentation.`);
         return;
       }
-      if (!names.length && !o.suite) throw new UsageError(`name experiments (see \`r2r experiment --list\`) or give --suite ${[...SUITES, 'all'].join('|')} (several: comma-separated)`);
+      if (!names.length && !o.suite) throw new UsageError(`name experiments (see \`r2r experiment --list\`) or give --suite ${[...SUITES, 'all', 'gpt-growth'].join('|')} (several: comma-separated)`);
+      if (o.suite?.includes('gpt-growth')) {
+        if (names.length || o.suite.length > 1) throw new UsageError('run --suite gpt-growth on its own (it trains on text, the other suites on CIFAR-10)');
+        const methods = (o.growthMethods ?? [...GPT_GROWTH_METHODS]) as GptGrowthMethod[];
+        for (const m of methods) if (!GPT_GROWTH_METHODS.includes(m)) throw new UsageError(`--growth-methods: unknown method '${m}'; choose from ${GPT_GROWTH_METHODS.join(', ')}`);
+        const preset = GPT_GROWTH_PRESETS[o.preset];
+        if (o.epochs !== undefined) throw new UsageError('--epochs does not apply to gpt-growth (step-based; the preset sets the steps)');
+        const runs = gptGrowthRuns(preset, methods);
+        const data = readTextDataset(o.dataText ?? 'tinyshakespeare', preset.block);
+        const engine = await getEngine(o.engine, engineOptions(o));
+        const log = cliHooks(o.quiet).log ?? (() => {});
+        log(`gpt-growth (${preset.name}): ${runs.length} runs on ${engine.description}: ${preset.description}`);
+        const summary = await runGptGrowth({ out: o.out, preset, data, engine, methods, resume: o.resume, resetOptimizer: o.resetOptimizer, hooks: cliHooks(o.quiet) });
+        if (o.json) printJson(summary);
+        else console.log(gptGrowthText(summary) + `(also in ${o.out}/gpt-growth/summary.md; chart ${o.out}/gpt-growth/val-loss-vs-flops.svg)`);
+        return;
+      }
       const defs: RunDef[] = [];
       for (const d of [...(o.suite ?? []).flatMap(suiteRuns), ...names.map(findRun)]) if (!defs.includes(d)) defs.push(d);
       const res = await runExperiments(defs, {
