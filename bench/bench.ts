@@ -9,8 +9,12 @@
  * inference on a batch of 256, 3 untimed then 10 timed passes. Runs are paired per network
  * (PyTorch, then each engine, back to back) and repeated `--repeat` times; ratios are per pair.
  *
+ * Then the GPT rows (bench/gpt.ts): training tokens/s of `gpt` 4/4/128 and 6/6/384, batch 12,
+ * block 64, against PyTorch training the same network (bench/pytorch_gpt.py), naming the BLAS.
+ *
  *   npm run bench
  *   npm run bench -- --engines torch --nets resnet18:0.125 --steps 10 --repeat 3
+ *   npm run bench -- --nets '' --gpt-nets 4/4/128 --threads 1     (GPT rows only)
  *   npm run bench -- --json
  */
 import { spawnSync } from 'node:child_process';
@@ -18,6 +22,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_GPT_NETS, gptTable, parseGptNet, runGptBench } from './gpt.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_NETS = 'resnet10:0.125,resnet18:0.125,resnet18:0.1875,resnet18:0.5';
@@ -35,18 +40,24 @@ interface Args {
   /** GOMP_SPINCOUNT for the PyTorch reference (default: its own default), to compare at equal OpenMP waiting. */
   pytorchSpin?: string;
   child?: { engine: string; net: string };
+  /** GPT rows (bench/gpt.ts): layers/heads/dim networks, timed and warmup steps. */
+  gptNets: string[];
+  gptSteps: number;
+  gptWarmup: number;
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(`bench: ${msg}`);
   console.error(`usage: npm run bench -- [--engines torch,tfjs] [--nets ${DEFAULT_NETS}]
        [--steps 20] [--warmup 5] [--threads 2] [--batch 128] [--repeat 1] [--no-pytorch] [--json]
-       [--pytorch-spincount N]   run PyTorch with GOMP_SPINCOUNT=N (the torch engine uses 30000)`);
+       [--pytorch-spincount N]   run PyTorch with GOMP_SPINCOUNT=N (the torch engine uses 30000)
+       [--gpt-nets ${DEFAULT_GPT_NETS}] [--gpt-steps 10] [--gpt-warmup 3]   GPT rows ('' for none)`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { engines: ['torch', 'tfjs'], nets: DEFAULT_NETS.split(','), steps: 20, warmup: 5, threads: 2, batch: 128, repeat: 1, json: false, pytorch: true };
+  const a: Args = { engines: ['torch', 'tfjs'], nets: DEFAULT_NETS.split(','), steps: 20, warmup: 5, threads: 2, batch: 128, repeat: 1, json: false, pytorch: true,
+    gptNets: DEFAULT_GPT_NETS.split(','), gptSteps: 10, gptWarmup: 3 };
   let childEngine: string | undefined, childNet: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -63,6 +74,9 @@ function parseArgs(argv: string[]): Args {
       case '--json': a.json = true; break;
       case '--no-pytorch': a.pytorch = false; break;
       case '--pytorch-spincount': a.pytorchSpin = v(); break;
+      case '--gpt-nets': a.gptNets = v().split(',').filter(Boolean); break;
+      case '--gpt-steps': a.gptSteps = int(); break;
+      case '--gpt-warmup': a.gptWarmup = int(); break;
       case '--child-engine': childEngine = v(); break;
       case '--child-net': childNet = v(); break;
       case '-h': case '--help': usage();
@@ -71,6 +85,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   for (const n of a.nets) parseNet(n);
+  for (const n of a.gptNets) { try { parseGptNet(n); } catch (e) { usage((e as Error).message); } }
   if (childEngine && childNet) a.child = { engine: childEngine, net: childNet };
   return a;
 }
@@ -270,8 +285,13 @@ async function main(): Promise<void> {
     };
   });
 
+  const gpt = () => runGptBench({
+    engines: a.engines, nets: a.gptNets, threads: a.threads, steps: a.gptSteps, warmup: a.gptWarmup, repeat: a.repeat, pytorch: a.pytorch,
+    ...(a.pytorchSpin !== undefined ? { pytorchSpin: a.pytorchSpin } : {}),
+  }, log);
   if (a.json) {
     for (const r of results) console.log(JSON.stringify(r));
+    if (a.gptNets.length) for (const r of gpt()) console.log(JSON.stringify({ kind: 'gpt', ...r }));
     return;
   }
   console.log('');
@@ -294,6 +314,7 @@ async function main(): Promise<void> {
   for (const t of table) console.log(line(t));
   for (const r of rows.values()) if (r.failed && r.runs.length === 0) console.log(`(${r.engine} on ${r.net}: ${r.failed})`);
   console.log('\nmedians over repeats, [min-max] when repeated; ratios are per back-to-back pair.');
+  if (a.gptNets.length) console.log(`\n${gptTable(gpt())}`);
 }
 
 main().catch((e) => {

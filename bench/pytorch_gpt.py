@@ -13,8 +13,19 @@ Needs PyTorch: on Debian `apt-get install -y python3-torch` (then run with /usr/
 Usage: pytorch_gpt.py [--threads 1] [--batch 12] [--block 64] [--vocab 65] [--steps 20]
                       [--nets 4/4/128,6/6/384]   (layers/heads/dim)
 """
-import argparse, json, math, time
+import argparse, json, math, os, time
 import torch, torch.nn as nn, torch.nn.functional as F
+
+
+def blas_libraries():
+    """The BLAS / MKL shared libraries this process has loaded (real paths), e.g. OpenBLAS."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "/" in line}
+    except OSError:
+        return []
+    names = [p for p in paths if any(k in os.path.basename(p).lower() for k in ("blas", "mkl_rt", "libmkl"))]
+    return sorted({os.path.realpath(p) for p in names})
 
 
 class Block(nn.Module):
@@ -94,7 +105,7 @@ def main():
         print(json.dumps({"engine": f"pytorch-{torch.__version__}", "net": spec,
                           "params": sum(p.numel() for p in m.parameters()),
                           "threads": a.threads, "batch": a.batch, "block": a.block,
-                          "train_tokens_per_s": round(train, 1)}))
+                          "train_tokens_per_s": round(train, 1), "blas": blas_libraries()}))
 
 
 if __name__ == "__main__":

@@ -249,7 +249,9 @@ torch::Tensor Net::forward(const torch::Tensor& x, Mode mode) {
         break;
       }
       case OpKind::LayerNorm:
-        out = at::layer_norm(v[op.inputs[0]], {op.cout}, P(0), P(1), op.eps, cudnn);
+        // Over the IR's last (channel) axis: NCHW runs as NHWC.
+        out = op.spatialIn ? at::layer_norm(v[op.inputs[0]].permute({0, 2, 3, 1}), {op.cout}, P(0), P(1), op.eps, cudnn).permute({0, 3, 1, 2})
+                           : at::layer_norm(v[op.inputs[0]], {op.cout}, P(0), P(1), op.eps, cudnn);
         break;
       case OpKind::Attention:
         out = attention(i, v[op.inputs[0]]);

@@ -46,7 +46,7 @@ struct OpSpec {
   Act act = Act::Relu;
   double alpha = 0.01;
   double rate = 0;
-  bool spatialIn = false;  // flatten/dense/bn/concat: the input is [N, C, H, W]
+  bool spatialIn = false;  // flatten/dense/bn/concat/layerNorm: the input is [N, C, H, W]
   bool seqIn = false;      // bn/dense: the input is [N, T, C] (channels last)
 };
 

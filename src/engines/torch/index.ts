@@ -2,8 +2,9 @@
  * The native engine: the IR compiled once into a libtorch interpreter (native/src/net.cc) that
  * runs forward, autograd, libtorch's Adam/SGD and batch-norm statistics on one engine thread,
  * off the JS main thread. Weights and optimizer state cross the boundary as Float32Arrays in the
- * project's layout (NHWC, conv [kh,kw,cin,cout], dense [in,out]); layout conversion happens in
- * the addon, at the boundary only.
+ * project's layout (NHWC, conv [kh,kw,cin,cout], dense [in,out], attention as Keras
+ * MultiHeadAttention); layout conversion happens in the addon, at the boundary only. Token models
+ * (input `tokenInput`, logits [T, V]) take `Batch.tokens` and one label per token.
  */
 import { availableParallelism } from 'node:os';
 import { DataError, EngineUnavailableError, R2RError, ShapeMismatchError, UnsupportedLayerError, UsageError } from '../../errors.ts';
@@ -41,9 +42,21 @@ export function compileGraph(graph: Graph, info: GraphInfo = analyzeGraph(graph)
     const ni = info.nodes.get(node.name)!;
     const inShape = ni.inputShapes[0] ?? [];
     const base = { name: node.name, kind: node.kind, inputs: node.inputs.map((i) => index.get(i)!) };
+    // Rank 3 is [H, W, C] (NCHW inside the addon), rank 2 a token sequence [T, C].
+    const spatialIn = inShape.length === 3, seqIn = inShape.length === 2;
     switch (node.kind) {
       case 'input':
         return { ...base, shape: node.shape };
+      case 'tokenInput':
+        return { ...base, shape: [node.length] };
+      case 'embedding':
+        return { ...base, cin: node.vocab, cout: node.dim };
+      case 'positionEmbedding':
+        return { ...base, cin: node.maxLength, cout: inShape[1] };
+      case 'layerNorm':
+        return { ...base, cout: inShape[inShape.length - 1], eps: node.epsilon, spatialIn };
+      case 'attention':
+        return { ...base, cin: inShape[1], heads: node.heads, keyDim: node.keyDim, causal: node.causal, useBias: node.useBias, shape: inShape };
       case 'conv2d': {
         const [h, w, c] = inShape;
         const win = resolveWindow(h, w, node.kernelSize, node.strides, node.padding);
@@ -53,9 +66,9 @@ export function compileGraph(graph: Graph, info: GraphInfo = analyzeGraph(graph)
         };
       }
       case 'dense':
-        return { ...base, cin: inShape[0], cout: node.units, useBias: node.useBias };
+        return { ...base, cin: inShape[inShape.length - 1], cout: node.units, useBias: node.useBias, spatialIn, seqIn };
       case 'batchNorm':
-        return { ...base, cout: inShape[inShape.length - 1], eps: node.epsilon, momentum: node.momentum, spatialIn: inShape.length === 3 };
+        return { ...base, cout: inShape[inShape.length - 1], eps: node.epsilon, momentum: node.momentum, spatialIn, seqIn };
       case 'activation':
         return { ...base, fn: node.fn, alpha: node.alpha ?? 0.01 };
       case 'maxPool': case 'avgPool': {
@@ -66,14 +79,14 @@ export function compileGraph(graph: Graph, info: GraphInfo = analyzeGraph(graph)
           pads: [win.top, win.bottom, win.left, win.right],
         };
       }
-      case 'flatten':
-        return { ...base, spatialIn: inShape.length === 3 };
+      case 'flatten': case 'concat':
+        return { ...base, spatialIn };
       case 'dropout':
         return { ...base, rate: node.rate };
-      case 'globalAvgPool': case 'add': case 'concat':
+      case 'globalAvgPool': case 'add':
         return base;
       default:
-        throw new UnsupportedLayerError(`torch engine: node '${node.name}' has kind ${JSON.stringify(node.kind)}, which the torch engine does not support yet`);
+        throw new UnsupportedLayerError(`torch engine: node '${(node as Node).name}' has kind ${JSON.stringify((node as Node).kind)}, which the torch engine does not support`);
     }
   });
   return { ops, output: index.get(graph.output)! };
@@ -101,6 +114,8 @@ export class TorchModel implements EngineModel {
   private readonly specs: ReturnType<typeof paramSpecs>;
   private readonly inputSize: number;
   private readonly classes: number;
+  /** Labels per example: T for a token model (next-token targets), else 1. */
+  private readonly perExample: number;
   private optimizer?: OptimizerConfig;
   private disposed = false;
 
@@ -108,7 +123,8 @@ export class TorchModel implements EngineModel {
     this.info = analyzeGraph(graph);
     this.specs = paramSpecs(graph, this.info);
     this.inputSize = sizeOf(this.info.inputShape);
-    this.classes = this.info.outputShape[0];
+    this.classes = this.info.tokens ? this.info.outputShape[1] : this.info.outputShape[0];
+    this.perExample = this.info.tokens?.length ?? 1;
   }
 
   static async create(addon: NativeAddon, graph: Graph, weights: Weights, opts: { device: string; threads: number; channelsLast: boolean; seed?: number }): Promise<TorchModel> {
@@ -117,7 +133,7 @@ export class TorchModel implements EngineModel {
     const { ops, output } = compileGraph(graph, info);
     let native: NativeModel;
     try {
-      native = new addon.NativeModel(ops, output, opts);
+      native = new addon.NativeModel(ops, output, { ...opts, labelsPerExample: info.tokens?.length ?? 1 });
     } catch (e) {
       throw engineError(`building '${graph.name ?? 'graph'}'`, e);
     }
@@ -131,20 +147,37 @@ export class TorchModel implements EngineModel {
     return this.native;
   }
 
-  private checkBatch(batch: Batch, needLabels: boolean): void {
+  /** Validates a batch and returns what the addon reads as its input (values, or token ids). */
+  private checkBatch(batch: Batch, needLabels: boolean): Float32Array | Int32Array {
     if (!Number.isInteger(batch.n) || batch.n < 1) throw new UsageError(`batch.n must be a positive integer, got ${batch.n}`);
-    if (batch.x.length !== batch.n * this.inputSize) {
+    let input: Float32Array | Int32Array = batch.x;
+    const tokens = this.info.tokens;
+    if (tokens) {
+      const ids = batch.tokens;
+      if (!ids) throw new UsageError(`torch engine: the graph reads token ids (tokenInput '${this.info.inputName}') but the batch has no tokens`);
+      if (ids.length !== batch.n * tokens.length) {
+        throw new ShapeMismatchError(`batch.tokens holds ${ids.length} ids; ${batch.n} sequences of ${tokens.length} need ${batch.n * tokens.length}`);
+      }
+      for (let i = 0; i < ids.length; i++) {
+        if (!(ids[i] >= 0 && ids[i] < tokens.vocab)) throw new DataError(`torch engine: token ${ids[i]} at position ${i} is outside the vocabulary [0, ${tokens.vocab})`);
+      }
+      input = ids;
+    } else if (batch.x.length !== batch.n * this.inputSize) {
       throw new ShapeMismatchError(`batch.x holds ${batch.x.length} values; ${batch.n} examples of shape ${shapeToString(this.info.inputShape)} need ${batch.n * this.inputSize}`);
     }
     if (needLabels) {
       if (!batch.labels) throw new UsageError('batch.labels is required for training and loss');
       this.checkLabels(batch.labels, batch.n, 'batch.labels');
     }
+    return input;
   }
 
   private checkLabels(labels: Int32Array, n: number, what: string): void {
-    if (labels.length !== n) throw new ShapeMismatchError(`${what} holds ${labels.length} labels for ${n} examples`);
-    for (let i = 0; i < n; i++) {
+    if (labels.length !== n * this.perExample) {
+      if (this.perExample === 1) throw new ShapeMismatchError(`${what} holds ${labels.length} labels for ${n} examples`);
+      throw new DataError(`${what} holds ${labels.length} labels for ${n} examples of ${this.perExample} tokens (one target per token, ${n * this.perExample})`);
+    }
+    for (let i = 0; i < labels.length; i++) {
       if (labels[i] < 0 || labels[i] >= this.classes) throw new DataError(`${what}[${i}] = ${labels[i]} is not a class of this ${this.classes}-class network`);
     }
   }
@@ -169,15 +202,15 @@ export class TorchModel implements EngineModel {
   }
 
   async forward(batch: Batch, opts: ForwardOptions): Promise<Float32Array> {
-    this.checkBatch(batch, false);
+    const input = this.checkBatch(batch, false);
     const native = this.live();
-    return this.call('forward', () => native.forward(batch.x, batch.n, opts.training));
+    return this.call('forward', () => native.forward(input, batch.n, opts.training));
   }
 
   async gradients(batch: Batch): Promise<{ loss: number; grads: Weights }> {
-    this.checkBatch(batch, true);
+    const input = this.checkBatch(batch, true);
     const native = this.live();
-    const r = await this.call('gradients', () => native.gradients(batch.x, batch.labels!, batch.n));
+    const r = await this.call('gradients', () => native.gradients(input, batch.labels!, batch.n));
     return { loss: r.loss, grads: this.toWeights(r.grads, true) };
   }
 
@@ -219,16 +252,16 @@ export class TorchModel implements EngineModel {
   }
 
   async trainStep(batch: Batch): Promise<StepResult> {
-    this.checkBatch(batch, true);
+    const input = this.checkBatch(batch, true);
     const native = this.live();
     if (!this.optimizer) throw new UsageError('trainStep: call setOptimizer first');
-    return this.call('trainStep', () => native.trainStep(batch.x, batch.labels!, batch.n));
+    return this.call('trainStep', () => native.trainStep(input, batch.labels!, batch.n));
   }
 
   async evaluate(batch: Batch): Promise<StepResult> {
-    this.checkBatch(batch, true);
+    const input = this.checkBatch(batch, true);
     const native = this.live();
-    return this.call('evaluate', () => native.evaluate(batch.x, batch.labels!, batch.n));
+    return this.call('evaluate', () => native.evaluate(input, batch.labels!, batch.n));
   }
 
   async getWeights(): Promise<Weights> {
@@ -260,6 +293,8 @@ export class TorchModel implements EngineModel {
   }
 
   async uploadDataset(x: Float32Array, labels: Int32Array, n: number): Promise<DatasetHandle> {
+    // The interface carries float inputs only; a token model's steps are cheap to post one by one.
+    if (this.info.tokens) throw new UsageError(`torch engine: uploadDataset takes float inputs; the token model '${this.graph.name ?? 'graph'}' trains with trainStep`);
     this.checkBatch({ x, n, labels }, true);
     const native = this.live();
     try {

@@ -28,6 +28,12 @@ export interface NativeOpSpec {
   rate?: number;
   /** The input is spatial [H, W, C] (flatten reorders to NHWC; batch norm runs per channel). */
   spatialIn?: boolean;
+  /** The input is a sequence [T, C] (batch norm runs per channel of the last axis). */
+  seqIn?: boolean;
+  /** attention */
+  heads?: number;
+  keyDim?: number;
+  causal?: boolean;
 }
 
 export interface NativeStep { loss: number; correct: number }
@@ -39,14 +45,15 @@ export interface NativeDataset { release(): void }
 export interface NativeModel {
   setWeights(w: Record<string, Float32Array>): Promise<void>;
   getWeights(): Promise<Record<string, Float32Array>>;
-  forward(x: Float32Array, n: number, training: boolean): Promise<Float32Array>;
-  gradients(x: Float32Array, labels: Int32Array, n: number): Promise<{ loss: number; grads: Record<string, Float32Array> }>;
+  /** `x`: input values, or token ids (Int32Array) for a tokenInput graph; likewise below. */
+  forward(x: Float32Array | Int32Array, n: number, training: boolean): Promise<Float32Array>;
+  gradients(x: Float32Array | Int32Array, labels: Int32Array, n: number): Promise<{ loss: number; grads: Record<string, Float32Array> }>;
   setOptimizer(config: object, state?: NativeOptimizerState): void;
   setLearningRate(lr: number): void;
   getOptimizerState(): Promise<NativeOptimizerState | undefined>;
-  trainStep(x: Float32Array, labels: Int32Array, n: number): Promise<NativeStep>;
-  evaluate(x: Float32Array, labels: Int32Array, n: number): Promise<NativeStep>;
-  uploadDataset(x: Float32Array, labels: Int32Array, n: number): NativeDataset;
+  trainStep(x: Float32Array | Int32Array, labels: Int32Array, n: number): Promise<NativeStep>;
+  evaluate(x: Float32Array | Int32Array, labels: Int32Array, n: number): Promise<NativeStep>;
+  uploadDataset(x: Float32Array | Int32Array, labels: Int32Array, n: number): NativeDataset;
   trainEpoch(d: NativeDataset, order: Int32Array, batchSize: number, onProgress?: (batches: number, meanLoss: number) => void): Promise<NativeEpoch>;
   evaluateDataset(d: NativeDataset, batchSize: number): Promise<NativeEpoch>;
   /** Settles after every earlier call; rejects with an error from an earlier setter. */
@@ -55,7 +62,8 @@ export interface NativeModel {
 }
 
 export interface NativeAddon {
-  NativeModel: new (ops: NativeOpSpec[], output: number, opts: { device: string; threads: number; channelsLast: boolean; seed?: number }) => NativeModel;
+  /** `labelsPerExample`: T for a token model (one target per position), else 1. */
+  NativeModel: new (ops: NativeOpSpec[], output: number, opts: { device: string; threads: number; channelsLast: boolean; seed?: number; labelsPerExample?: number }) => NativeModel;
   info(): { torchVersion: string; cuda: boolean; cudaDevices: number; defaultThreads: number; parallelInfo: string };
 }
 
