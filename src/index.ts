@@ -33,7 +33,7 @@ export type {
 // Reference executor and exactness check
 export { forwardReference } from './reference/execute.ts';
 export { compareLogits } from './reference/compare.ts';
-export { verifyTransform, randomBatch, EXACT_TOLERANCE } from './verify.ts';
+export { verifyTransform, randomBatch, randomTokens, EXACT_TOLERANCE } from './verify.ts';
 export type { VerifyModeResult, VerifyOutcome } from './verify.ts';
 
 // Model zoo
@@ -65,11 +65,17 @@ export type { R2RErrorCode } from './errors.ts';
 export { loadDataset, readCifar10, locateCifar10, CIFAR10_CLASSES, syntheticSets } from './data/index.ts';
 export type { DataSpec, Dataset, Split } from './data/index.ts';
 export { fetchCifar10 } from './data/fetch.ts';
+export { readTextDataset, locateText, encodeText, decodeTokens, sampleWindows, vocabularyOf } from './data/text.ts';
+export type { TextDataset } from './data/text.ts';
+export { trainText } from './train/text_trainer.ts';
+export type { TextTrainConfig, TextTrainOptions, TextTrainResult } from './train/text_trainer.ts';
+export { sampleText } from './train/sample.ts';
+export type { SampleOptions } from './train/sample.ts';
 export { train } from './train/trainer.ts';
 export type { TrainConfig, TrainOptions, TrainResult } from './train/trainer.ts';
 export { parseTransformSpec, parseLrDrop } from './train/schedule.ts';
 export { TRAIN_FLOPS_PER_FORWARD_MAC } from './train/metrics.ts';
-export type { EpochRecord, TransformRecord, MetricsRecord, RunInfo } from './train/metrics.ts';
+export type { EpochRecord, TransformRecord, MetricsRecord, EvalRecord, RunInfo } from './train/metrics.ts';
 export { RUNS, SUITES, PRESETS, findRun, suiteRuns } from './experiments/catalog.ts';
 export { runExperiments } from './experiments/runner.ts';
 export type { ExperimentOptions, ExperimentResult } from './experiments/runner.ts';

@@ -34,7 +34,7 @@ export interface VerifyModeResult {
 export interface VerifyOutcome {
   results: VerifyModeResult[];
   student: TransformResult;
-  /** The input batch (`tokens` for a token model, `x` empty then) and the logits of both networks per mode, for re-checking elsewhere. */
+  /** The input batch (a token model: `tokens`, and the same ids as floats in `x`) and the logits of both networks per mode, for re-checking elsewhere. */
   batch: { x: Float32Array; n: number; shape: number[]; tokens?: Int32Array };
   logits: Record<Mode, { teacher: Float32Array; student: Float32Array }>;
 }
@@ -46,17 +46,22 @@ export function randomBatch(inputShape: number[], n: number, rng: Rng): Float32A
   return x;
 }
 
+/** Uniform random token ids for a token model: `n` sequences of `length` ids in `[0, vocab)`. */
+export function randomTokens(tokens: { length: number; vocab: number }, n: number, rng: Rng): Int32Array {
+  return Int32Array.from({ length: n * tokens.length }, () => rng.int(tokens.vocab));
+}
+
 export async function verifyTransform(
   engine: Engine, graph: Graph, weights: Weights, spec: TransformSpec,
   opts: { batchSize?: number; rng: Rng; tolerance?: number },
 ): Promise<VerifyOutcome> {
   const tol = opts.tolerance ?? EXACT_TOLERANCE;
   const student = applyTransform(graph, weights, spec);
-  const { inputShape, tokens: seq } = analyzeGraph(graph);
+  const { inputShape, tokens: tokenInput } = analyzeGraph(graph);
   const n = opts.batchSize ?? 32;
-  // A token model reads ids: uniform over the vocabulary (x stays empty); others a normal batch.
-  const tokens = seq ? Int32Array.from({ length: n * seq.length }, () => opts.rng.int(seq.vocab)) : undefined;
-  const x = seq ? new Float32Array(0) : randomBatch(inputShape, n, opts.rng);
+  // A token model gets random ids (kept in x as floats too, for --save).
+  const tokens = tokenInput ? randomTokens(tokenInput, n, opts.rng) : undefined;
+  const x = tokens ? Float32Array.from(tokens) : randomBatch(inputShape, n, opts.rng);
   const t = await engine.build(graph, weights);
   const s = await engine.build(student.graph, student.weights);
   const results: VerifyModeResult[] = [];

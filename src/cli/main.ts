@@ -10,6 +10,7 @@ import * as experiment from './commands/experiment.ts';
 import * as filters from './commands/filters.ts';
 import * as inspect from './commands/inspect.ts';
 import * as report from './commands/report.ts';
+import * as sample from './commands/sample.ts';
 import * as train from './commands/train.ts';
 import * as verify from './commands/verify.ts';
 
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
   for (const m of [inspect, verify, train, experiment, data, report, filters]) m.register(program);
+  sample.register(program);
   return program;
 }
 

@@ -23,7 +23,9 @@ export interface GptOptions {
 export const GPT_DEFAULTS = { layers: 4, heads: 4, dim: 128, block: 64, vocab: 65 } as const;
 
 export function gpt(opts: GptOptions = {}): Graph {
-  const { layers, heads, dim, block, vocab } = { ...GPT_DEFAULTS, ...opts };
+  // An option given as undefined (a flag left out) takes the default.
+  const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+  const { layers, heads, dim, block, vocab } = { ...GPT_DEFAULTS, ...given } as Required<GptOptions>;
   for (const [k, v] of Object.entries({ layers, heads, dim, block, vocab })) {
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`gpt: ${k} must be a positive integer, got ${JSON.stringify(v)}`);
   }

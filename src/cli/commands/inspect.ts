@@ -3,6 +3,7 @@ import { Command } from '@commander-js/extra-typings';
 import { analyzeChannelGroups } from '../../groups/analyze.ts';
 import { analyzeGraph, countMacs, countParams } from '../../ir/graph.ts';
 import { sizeOf } from '../../ir/shapes.ts';
+import { blockOption, dimOption, headsOption, layersOption, vocabOption } from './common.ts';
 import { checkpointOption, formatTable, loadModel, modelOption, printJson, seedOption, widthOption } from './common.ts';
 
 export function register(program: Command): void {
@@ -11,6 +12,7 @@ export function register(program: Command): void {
     .description('Show a network: nodes with output shapes, parameters and forward multiply-adds per layer and in total, and its channel groups (producers, consumers, channel-wise ops).')
     .addOption(modelOption())
     .addOption(widthOption())
+    .addOption(layersOption()).addOption(headsOption()).addOption(dimOption()).addOption(blockOption()).addOption(vocabOption())
     .addOption(checkpointOption())
     .addOption(seedOption())
     .option('--json', 'print {name, params, macs, nodes, groups} as JSON')
@@ -34,7 +36,7 @@ export function register(program: Command): void {
         printJson({ name: source, params, macs, nodes, groups });
         return;
       }
-      console.log(`${source}: ${params.toLocaleString('en-US')} parameters, ${macs.toLocaleString('en-US')} multiply-adds per example (conv2d and dense)\n`);
+      console.log(`${source}: ${params.toLocaleString('en-US')} parameters, ${macs.toLocaleString('en-US')} multiply-adds per example (conv2d, dense, attention incl. its T x T terms)\n`);
       console.log(formatTable(['node', 'kind', 'inputs', 'output', 'params', 'MACs'],
         nodes.map((n) => [n.name, n.kind, n.inputs.join(', '), `[${n.outputShape.join(', ')}]`, n.params, n.macs])));
       console.log('\nchannel groups:');

@@ -9,6 +9,11 @@ import { initWeights } from '../../ir/weights.ts';
 import { ZOO, zooModel } from '../../models/zoo.ts';
 import { Rng } from '../../rng.ts';
 import { train, type TrainHooks } from '../../train/trainer.ts';
+import { readTextDataset } from '../../data/text.ts';
+import { analyzeGraph } from '../../ir/graph.ts';
+import { GPT_DEFAULTS } from '../../models/gpt.ts';
+import { trainText } from '../../train/text_trainer.ts';
+import { blockOption, dimOption, headsOption, layersOption, vocabOption } from './common.ts';
 import { createProgress } from '../progress.ts';
 import { engineOption, parseInteger, parseNumber, printJson } from './common.ts';
 
@@ -45,14 +50,19 @@ export function register(program: Command): void {
     .addOption(new Option('--width <r>', 'width multiplier (ResNetCifar: r, default 0.125)').argParser(parseNumber('--width')))
     .addOption(new Option('--checkpoint <dir>', 'start from a checkpoint (its optimizer state is carried in unless --reset-optimizer)'))
     .addOption(dataDirOption()).addOption(datasetOption()).addOption(limitOption()).addOption(valLimitOption())
-    .addOption(new Option('--epochs <n>', 'total epochs').argParser(parseInteger('--epochs')).default(10))
-    .addOption(new Option('--batch-size <n>', 'minibatch size').argParser(parseInteger('--batch-size')).default(128))
+    .addOption(layersOption()).addOption(headsOption()).addOption(dimOption()).addOption(blockOption()).addOption(vocabOption())
+    .addOption(new Option('--data-text <file>', 'token models (gpt): a UTF-8 text file, or the name tinyshakespeare (R2R_DATA_TEXT, else ../shared/data/tinyshakespeare/input.txt); default tinyshakespeare'))
+    .addOption(new Option('--steps <n>', 'token models: optimizer steps (default 2000)').argParser(parseInteger('--steps')))
+    .addOption(new Option('--eval-every <n>', 'token models: evaluate and checkpoint every N steps (default 200)').argParser(parseInteger('--eval-every')))
+    .addOption(new Option('--eval-batches <n>', 'token models: validation batches per evaluation (default 20)').argParser(parseInteger('--eval-batches')))
+    .addOption(new Option('--epochs <n>', 'total epochs (default 10; image models)').argParser(parseInteger('--epochs')))
+    .addOption(new Option('--batch-size <n>', 'minibatch size (default 128; gpt: 12 sequences)').argParser(parseInteger('--batch-size')))
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'sgd'] as const).default('adam' as const))
     .addOption(new Option('--lr <x>', 'learning rate').argParser(parseNumber('--lr')).default(1e-3))
     .addOption(new Option('--momentum <m>', 'SGD momentum').argParser(parseNumber('--momentum')).default(0.9))
     .addOption(new Option('--weight-decay <x>', 'L2 weight decay (added to the gradient, PyTorch semantics)').argParser(parseNumber('--weight-decay')).default(0))
     .addOption(new Option('--lr-drop <spec>', 'learning-rate drop, repeatable: /FACTOR@EPOCH, e.g. /5@25').argParser(collect))
-    .addOption(new Option('--transform <spec>', 'transform, repeatable: widen@EPOCH:METHOD[:FACTOR|+N][:key=value...] or deepen@EPOCH:METHOD[:BLOCKS_PER_STAGE][:key=value...]; e.g. widen@25:r2r:1.5, deepen@0:r2r:2, widen@20:r2r:1.5:init=he').argParser(collect))
+    .addOption(new Option('--transform <spec>', 'transform, repeatable: widen@EPOCH:METHOD[:FACTOR|+N][:key=value...] or deepen@EPOCH:METHOD[:BLOCKS_PER_STAGE][:key=value...]; e.g. widen@25:r2r:1.5, deepen@0:r2r:2, widen@20:r2r:1.5:init=he. Token models (gpt) count steps and grow by heads@STEP:METHOD[:FACTOR|+N], mlp@STEP:METHOD[:FACTOR|+N], width@STEP:METHOD[:FACTOR] (the residual stream; r2r: x2, net2net: an integer factor) and deepen@STEP:METHOD[:+BLOCKS][:position=I] (r2r|netmorph|random blocks); e.g. --transform width@500:r2r:2 --transform heads@500:r2r:+2 --transform mlp@500:r2r:2 --transform deepen@1000:r2r:+2').argParser(collect))
     .option('--reset-optimizer', 'start a fresh optimizer after each transform (and ignore a checkpoint\'s optimizer state)')
     .option('--augment', 'random crop (padding 4) and horizontal flip (the paper uses none)')
     .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
@@ -66,6 +76,9 @@ export function register(program: Command): void {
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       if (!!o.model === !!o.checkpoint) throw new UsageError('give exactly one of --model NAME or --checkpoint DIR');
+      if (await trainTokenModel(o)) return;
+      const gptOnly = (['dataText', 'steps', 'evalEvery', 'evalBatches', 'layers', 'heads', 'dim', 'block', 'vocab'] as const).filter((k) => o[k] !== undefined);
+      if (gptOnly.length) throw new UsageError(`${gptOnly.map(flag).join(', ')} apply to token models (--model gpt); ${o.model ?? o.checkpoint} is an image model`);
       const data = loadDataset({ dataset: (o.dataset ?? 'cifar10') as DatasetName, dir: o.data, trainLimit: o.limit, valLimit: o.valLimit });
       let start;
       if (o.checkpoint) {
@@ -81,11 +94,62 @@ export function register(program: Command): void {
         dir, name: o.name, data, engine, start, resume: o.resume, stopAfterEpoch: o.stopAfter, hooks: cliHooks(o.quiet),
         describe: { model: o.model ?? null, width: o.width ?? null, checkpoint: o.checkpoint ?? null },
         config: {
-          epochs: o.epochs, batchSize: o.batchSize, optimizer: o.optimizer, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay,
+          epochs: o.epochs ?? 10, batchSize: o.batchSize ?? 128, optimizer: o.optimizer, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay,
           lrDrops: o.lrDrop ?? [], transforms: o.transform ?? [], resetOptimizer: o.resetOptimizer, augment: o.augment, seed: o.seed, keepCheckpoints: o.keep,
         },
       });
       if (o.json) { printJson({ dir, status: r.status, finalValAcc: r.finalValAcc, flops: r.flops, records: r.records }); return; }
       console.log(`${o.name}: ${r.status} after ${r.epochs} epochs on ${engine.description}; final val acc ${(100 * r.finalValAcc).toFixed(2)}%, training FLOPs ${r.flops.toExponential(3)}; results in ${dir}`);
     });
+}
+
+const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+interface TextFlags {
+  model?: string; checkpoint?: string; dataText?: string; steps?: number; evalEvery?: number; evalBatches?: number;
+  layers?: number; heads?: number; dim?: number; block?: number; vocab?: number; epochs?: number; batchSize?: number;
+  dataset?: string; data?: string; limit?: number; valLimit?: number; lrDrop?: string[]; transform?: string[]; augment?: boolean;
+  optimizer: 'adam' | 'sgd'; lr: number; momentum: number; weightDecay: number; seed: number; out?: string; name: string;
+  resume?: boolean; stopAfter?: number; keep: number; engine: Parameters<typeof getEngine>[0]; tfjsBackend?: string; device?: string; threads?: number;
+  json?: boolean; quiet?: boolean; resetOptimizer?: boolean;
+}
+
+/**
+ * Token models (gpt, or a checkpoint whose input is tokenInput): step-based training on a text
+ * file. The defaults are the issue-9 run: 4 layers, 4 heads, width 128, block 64, batch 12,
+ * Adam lr 1e-3, no dropout, 2,000 steps. Returns false for image models.
+ */
+async function trainTokenModel(o: TextFlags): Promise<boolean> {
+  const ck = o.checkpoint ? loadCheckpoint(o.checkpoint) : undefined;
+  const isText = o.model === 'gpt' || (ck !== undefined && analyzeGraph(ck.graph).tokens !== undefined);
+  if (!isText) return false;
+  const imageOnly = (['epochs', 'dataset', 'data', 'limit', 'valLimit', 'lrDrop', 'augment'] as const).filter((k) => o[k] !== undefined);
+  if (imageOnly.length) throw new UsageError(`${imageOnly.map(flag).join(', ')} do not apply to token models; a text run is step-based (--steps, --eval-every) on --data-text`);
+  if (ck && (['layers', 'heads', 'dim', 'block', 'vocab'] as const).some((k) => o[k] !== undefined)) throw new UsageError('--layers/--heads/--dim/--block/--vocab build a new gpt; a checkpoint brings its own shape');
+  const block = ck ? analyzeGraph(ck.graph).tokens!.length : o.block ?? GPT_DEFAULTS.block;
+  const data = readTextDataset(o.dataText ?? 'tinyshakespeare', block);
+  let start;
+  if (ck) {
+    start = { graph: ck.graph, weights: ck.weights, optimizer: o.resetOptimizer ? undefined : ck.optimizer };
+  } else {
+    const graph = zooModel('gpt', { layers: o.layers, heads: o.heads, dim: o.dim, block, vocab: o.vocab ?? data.vocab.length });
+    start = { graph, weights: initWeights(graph, new Rng(`init:${o.seed}`)) };
+  }
+  const engine = await getEngine(o.engine, engineOptions(o));
+  const dir = o.out ?? join('runs', 'train', o.name);
+  const r = await trainText({
+    dir, name: o.name, data, engine, start, resume: o.resume, stopAfterStep: o.stopAfter, hooks: cliHooks(o.quiet),
+    describe: { model: o.model ?? null, checkpoint: o.checkpoint ?? null, layers: o.layers ?? null, heads: o.heads ?? null, dim: o.dim ?? null, block },
+    config: {
+      steps: o.steps ?? 2000, batchSize: o.batchSize ?? 12, optimizer: o.optimizer, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay,
+      evalEvery: o.evalEvery ?? 200, evalBatches: o.evalBatches ?? 20, seed: o.seed, keepCheckpoints: o.keep,
+      transforms: o.transform ?? [], resetOptimizer: o.resetOptimizer,
+    },
+  });
+  if (o.json) { printJson({ dir, status: r.status, finalValLoss: r.finalValLoss, flops: r.flops, records: r.records, transforms: r.transforms }); return true; }
+  const last = r.records[r.records.length - 1];
+  const tps = r.records.filter((x) => x.tokensPerSecond !== null);
+  const mean = tps.length ? tps.reduce((a, x) => a + x.tokensPerSecond!, 0) / tps.length : NaN;
+  console.log(`${o.name}: ${r.status} after ${r.steps} steps on ${engine.description}; final val loss ${last.valLoss.toFixed(4)}, ${Math.round(mean).toLocaleString('en-US')} training tokens/s, training FLOPs ${r.flops.toExponential(3)}; results in ${dir}`);
+  return true;
 }

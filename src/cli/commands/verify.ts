@@ -9,6 +9,7 @@ import { Rng } from '../../rng.ts';
 import { INIT_METHODS, type InitMethod } from '../../transforms/init.ts';
 import type { TransformSpec } from '../../transforms/index.ts';
 import { EXACT_TOLERANCE, verifyTransform } from '../../verify.ts';
+import { blockOption, dimOption, headsOption, layersOption, vocabOption } from './common.ts';
 import { checkpointOption, engineOption, formatTable, loadModel, modelOption, parseInteger, parseNumber, printJson, seedOption, widthOption } from './common.ts';
 
 const WIDENING = ['r2r', 'net2net', 'netmorph', 'random'] as const;
@@ -20,6 +21,7 @@ export function register(program: Command): void {
     .description('Apply a transform to a network and compare teacher and student logits on one random batch, in inference and training mode. Exits non-zero when a method that is exact by construction exceeds 1e-5 relative error.')
     .addOption(modelOption())
     .addOption(widthOption())
+    .addOption(layersOption()).addOption(headsOption()).addOption(dimOption()).addOption(blockOption()).addOption(vocabOption())
     .addOption(checkpointOption())
     .addOption(new Option('--transform <t>', 'widen, deepen or kernel (kernel-size morph); transformers: mlp (MLP hidden units), heads (attention heads), width (the residual stream), deepen (whole blocks)').choices(['widen', 'deepen', 'kernel', 'mlp', 'heads', 'width'] as const).default('widen' as const))
     .addOption(new Option('--method <m>', 'widen, mlp, heads, width: r2r|net2net|netmorph|random; deepen: r2r|net2net|random (transformers: r2r|netmorph|random); kernel: netmorph').default('r2r'))
@@ -67,8 +69,7 @@ export function register(program: Command): void {
         saveCheckpoint(join(o.save, 'student'), { graph: out.student.graph, weights: out.student.weights });
         const k = out.logits.inference.teacher.length / out.batch.n;
         writeSafetensors(join(o.save, 'batch.safetensors'), {
-          // Token ids are stored as float32 values (exact below 2^24).
-          input: { shape: out.batch.shape, data: out.batch.tokens ? Float32Array.from(out.batch.tokens) : out.batch.x },
+          input: { shape: out.batch.shape, data: out.batch.x },
           teacher_logits_inference: { shape: [out.batch.n, k], data: out.logits.inference.teacher },
           student_logits_inference: { shape: [out.batch.n, k], data: out.logits.inference.student },
           teacher_logits_training: { shape: [out.batch.n, k], data: out.logits.training.teacher },

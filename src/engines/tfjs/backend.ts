@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { installConv2dGradient, installMaxPoolGradient } from './ops.ts';
+import { installConv2dGradient, installMatMulGradient, installMaxPoolGradient } from './ops.ts';
 import { EngineUnavailableError, R2RError, UsageError } from '../../errors.ts';
 
 export type TfjsBackendName = 'wasm' | 'cpu';
@@ -43,6 +43,7 @@ async function init(name: TfjsBackendName): Promise<void> {
   }
   installConv2dGradient();
   installMaxPoolGradient();
+  installMatMulGradient();
   let ok: boolean;
   try {
     ok = await tf.setBackend(name);
