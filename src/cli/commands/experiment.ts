@@ -22,6 +22,7 @@ export function register(program: Command): void {
     .addOption(dataDirOption()).addOption(datasetOption()).addOption(limitOption()).addOption(valLimitOption())
     .addOption(new Option('--data-text <file>', 'gpt-growth: a UTF-8 text file or the name tinyshakespeare (default)'))
     .addOption(new Option('--growth-methods <list>', `gpt-growth: growth runs, comma-separated (default ${GPT_GROWTH_METHODS.join(',')})`).argParser((v) => v.split(',').map((x) => x.trim()).filter(Boolean)))
+    .addOption(new Option('--seeds <list>', 'gpt-growth: seeds, comma-separated (default: the preset\'s; quick 0, paper 0,1,2)').argParser((v) => v.split(',').map((x) => { const n = Number(x.trim()); if (!Number.isInteger(n) || n < 0) throw new UsageError(`--seeds: '${x}' is not a non-negative integer`); return n; })))
     .addOption(new Option('--out <dir>', 'results root').default('runs'))
     .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
     .addOption(new Option('--epochs <n>', 'override the preset\'s epochs for every run (transforms and drops rescaled)').argParser(parseInteger('--epochs')))
@@ -47,7 +48,7 @@ export function register(program: Command): void {
         if (names.length || o.suite.length > 1) throw new UsageError('run --suite gpt-growth on its own (it trains on text, the other suites on CIFAR-10)');
         const methods = (o.growthMethods ?? [...GPT_GROWTH_METHODS]) as GptGrowthMethod[];
         for (const m of methods) if (!GPT_GROWTH_METHODS.includes(m)) throw new UsageError(`--growth-methods: unknown method '${m}'; choose from ${GPT_GROWTH_METHODS.join(', ')}`);
-        const preset = GPT_GROWTH_PRESETS[o.preset];
+        const preset = { ...GPT_GROWTH_PRESETS[o.preset], ...(o.seeds ? { seeds: o.seeds } : {}) };
         if (o.epochs !== undefined) throw new UsageError('--epochs does not apply to gpt-growth (step-based; the preset sets the steps)');
         const runs = gptGrowthRuns(preset, methods);
         const data = readTextDataset(o.dataText ?? 'tinyshakespeare', preset.block);
