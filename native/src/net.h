@@ -129,6 +129,7 @@ class Net {
   torch::Tensor pool(const OpSpec& op, const torch::Tensor& x) const;
   torch::Tensor attention(size_t i, const torch::Tensor& x);
   StepStats trainStepInternal(const torch::Tensor& x, const torch::Tensor& y);
+  void adamStep();
   Param& param(const std::string& name);
 
   std::vector<OpSpec> ops_;
