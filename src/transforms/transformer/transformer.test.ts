@@ -145,6 +145,7 @@ describe('transformer growth on the reference executor', () => {
   const refusals: [string, TransformSpec, RegExp][] = [
     ['width net2net by 1.5 (layer norm)', { transform: 'width', method: 'net2net', factor: 1.5 }, /layer norm .*mean and variance.*integer factor/s],
     ['width r2r by 3', { transform: 'width', method: 'r2r', factor: 3 }, /factor must be 2/],
+    ['width by a factor that adds nothing', { transform: 'width', method: 'random', factor: 1.01 }, /adds no channel/],
     ['width with noise', { transform: 'width', method: 'net2net', init: { noise: 0.01 } }, /noise/],
     ['heads r2r odd', { transform: 'heads', method: 'r2r', add: 3 }, /equal pairs.*even/],
     ['heads at a dense', { transform: 'heads', method: 'r2r', at: 'h0_fc' }, /'h0_fc' is a dense node, not attention/],

@@ -86,6 +86,7 @@ export function widenStream(graph: Graph, weights: Weights, opts: WidthOptions):
     if (g.containsInput) throw new TransformError(`width: ${describeGroup(g)} holds the network input; its width is fixed by the data`);
     if (g.feedsOutput) throw new TransformError(`width: ${describeGroup(g)} feeds the logits; its width is the vocabulary`);
     if (g.derivedFrom.length) throw new TransformError(`width: ${describeGroup(g)} is a concat or flatten of other groups; widen those`);
+    if (newSize(g) <= g.size) throw new TransformError(`width: factor ${opts.factor} adds no channel to ${describeGroup(g)}; use a larger factor or add`);
     const n = newSize(g) / g.size;
     if (method === 'net2net' && !Number.isInteger(n)) {
       throw new TransformError(`width net2net: ${describeGroup(g)} would grow to ${newSize(g)} channels, not a whole multiple of ${g.size}. ${g.coupled.length ? `'${g.coupled[0].node}': ${g.coupled[0].reason}; only` : 'Only'} copying every channel the same number of times keeps its mean and variance, so use an integer factor (2, 3, ...), or method netmorph / random (inexact)`);
@@ -127,7 +128,7 @@ function widenGroup(
   graph: Graph, weights: Weights, groupOf: Map<string, number>, group: ChannelGroup, D2: number,
   method: WidenMethod, init: InitOptions, rng: Rng,
 ): { graph: Graph; weights: Weights; maps: Record<string, TensorMap>; changes: TransformChange[]; changed: string[] } {
-  const D = group.size, E = D2 - D, n = D2 / D;
+  const D = group.size, n = D2 / D;
   const inGroup = (v: string) => groupOf.get(v) === group.id;
   const duplicate = method === 'net2net' || method === 'r2r';
   const w = cloneWeights(weights);
@@ -190,7 +191,6 @@ function widenGroup(
     }
     return structuredClone(node);
   });
-  if (E <= 0) throw new TransformError(`width: internal: no growth for ${describeGroup(group)}`);
   return { graph: { ...structuredClone({ ...graph, nodes: [] }), nodes }, weights: w, maps, changes, changed };
 }
 
