@@ -29,6 +29,7 @@ describe('gpt-growth suite', () => {
     assert.deepEqual(runs[1].transforms, ['width@750:r2r:2', 'heads@750:r2r:+2', 'mlp@750:r2r:2', 'deepen@1500:r2r:+2']);
     assert.equal(runs[2].transforms[3], 'deepen@1500:netmorph:+2');
     assert.match(runs[2].description, /Net2DeeperNet has no transformer form/);
+    assert.deepEqual(gptGrowthRuns(TOY, ['r2r'], 'init=copy')[1].transforms, ['width@4:r2r:2:init=copy', 'heads@4:r2r:+2:init=copy', 'mlp@4:r2r:2:init=copy', 'deepen@8:r2r:+1:init=copy']);
     checkPreset(GPT_GROWTH_PRESETS.quick);
     assert.throws(() => checkPreset({ ...TOY, target: { layers: 2, heads: 3, dim: 16 } }), /head size/);
     assert.throws(() => checkPreset({ ...TOY, target: { layers: 2, heads: 4, dim: 24 } }), /twice/);

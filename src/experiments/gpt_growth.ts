@@ -89,7 +89,11 @@ export function checkPreset(p: GptGrowthPreset): void {
   if (!(0 <= p.growAt.width && p.growAt.width <= p.growAt.depth && p.growAt.depth < p.growthSteps)) throw new UsageError(`gpt-growth preset ${p.name}: growth steps must satisfy 0 <= width (${p.growAt.width}) <= depth (${p.growAt.depth}) < growthSteps (${p.growthSteps})`);
 }
 
-export function gptGrowthRuns(p: GptGrowthPreset, methods: readonly GptGrowthMethod[] = GPT_GROWTH_METHODS): GptGrowthRun[] {
+/**
+ * The suite's runs. `options` (e.g. 'init=copy' or 'scale=0.5') is appended as `:key=value` to
+ * every growth transform, to try another initialisation of the new weights.
+ */
+export function gptGrowthRuns(p: GptGrowthPreset, methods: readonly GptGrowthMethod[] = GPT_GROWTH_METHODS, options?: string): GptGrowthRun[] {
   checkPreset(p);
   const { start: s, target: t, growAt } = p;
   const runs: GptGrowthRun[] = [];
@@ -105,7 +109,7 @@ export function gptGrowthRuns(p: GptGrowthPreset, methods: readonly GptGrowthMet
         transforms: [
           `width@${growAt.width}:${m}:2`, `heads@${growAt.width}:${m}:+${t.heads - s.heads}`, `mlp@${growAt.width}:${m}:2`,
           `deepen@${growAt.depth}:${deepen}:+${t.layers - s.layers}`,
-        ],
+        ].map((x) => (options ? `${x}:${options}` : x)),
       });
     }
   }
@@ -118,6 +122,8 @@ export interface GptGrowthOptions {
   data: TextDataset;
   engine: Engine;
   methods?: readonly GptGrowthMethod[];
+  /** Appended to every growth transform (see gptGrowthRuns). */
+  growthOptions?: string;
   resume?: boolean;
   resetOptimizer?: boolean;
   hooks?: TrainHooks;
@@ -144,7 +150,7 @@ export interface GptGrowthSummary { suite: 'gpt-growth'; preset: string; flopsCo
 
 /** Trains every run (skipping completed ones under `resume`), then writes the summary, table and chart. */
 export async function runGptGrowth(o: GptGrowthOptions): Promise<GptGrowthSummary> {
-  const runs = gptGrowthRuns(o.preset, o.methods);
+  const runs = gptGrowthRuns(o.preset, o.methods, o.growthOptions);
   const suiteDir = join(o.out, 'gpt-growth');
   const log = o.hooks?.log ?? (() => {});
   for (const r of runs) {

@@ -5,6 +5,7 @@ import { UsageError } from '../../errors.ts';
 import { findRun, PRESETS, RUNS, scaleRun, SUITES, suiteRuns, type RunDef } from '../../experiments/catalog.ts';
 import { GPT_GROWTH_METHODS, GPT_GROWTH_PRESETS, gptGrowthRuns, gptGrowthText, runGptGrowth, type GptGrowthMethod } from '../../experiments/gpt_growth.ts';
 import { runExperiments } from '../../experiments/runner.ts';
+import { parseTransformSpec } from '../../train/schedule.ts';
 import { readTextDataset } from '../../data/text.ts';
 import { getEngine } from '../../engines/registry.ts';
 import { summaryText } from '../../experiments/summary.ts';
@@ -22,6 +23,7 @@ export function register(program: Command): void {
     .addOption(dataDirOption()).addOption(datasetOption()).addOption(limitOption()).addOption(valLimitOption())
     .addOption(new Option('--data-text <file>', 'gpt-growth: a UTF-8 text file or the name tinyshakespeare (default)'))
     .addOption(new Option('--growth-methods <list>', `gpt-growth: growth runs, comma-separated (default ${GPT_GROWTH_METHODS.join(',')})`).argParser((v) => v.split(',').map((x) => x.trim()).filter(Boolean)))
+    .addOption(new Option('--growth-options <kv>', 'gpt-growth: options appended to every growth transform, e.g. init=copy or scale=0.5:seed=3 (see r2r train --help)'))
     .addOption(new Option('--seeds <list>', 'gpt-growth: seeds, comma-separated (default: the preset\'s; quick 0, paper 0,1,2)').argParser((v) => v.split(',').map((x) => { const n = Number(x.trim()); if (!Number.isInteger(n) || n < 0) throw new UsageError(`--seeds: '${x}' is not a non-negative integer`); return n; })))
     .addOption(new Option('--out <dir>', 'results root').default('runs'))
     .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
@@ -50,12 +52,14 @@ export function register(program: Command): void {
         for (const m of methods) if (!GPT_GROWTH_METHODS.includes(m)) throw new UsageError(`--growth-methods: unknown method '${m}'; choose from ${GPT_GROWTH_METHODS.join(', ')}`);
         const preset = { ...GPT_GROWTH_PRESETS[o.preset], ...(o.seeds ? { seeds: o.seeds } : {}) };
         if (o.epochs !== undefined) throw new UsageError('--epochs does not apply to gpt-growth (step-based; the preset sets the steps)');
-        const runs = gptGrowthRuns(preset, methods);
+        const runs = gptGrowthRuns(preset, methods, o.growthOptions);
+        // Parse every spec now, so a bad option fails before any training.
+        for (const r of runs) for (const t of r.transforms) parseTransformSpec(t);
         const data = readTextDataset(o.dataText ?? 'tinyshakespeare', preset.block);
         const engine = await getEngine(o.engine, engineOptions(o));
         const log = cliHooks(o.quiet).log ?? (() => {});
         log(`gpt-growth (${preset.name}): ${runs.length} runs on ${engine.description}: ${preset.description}`);
-        const summary = await runGptGrowth({ out: o.out, preset, data, engine, methods, resume: o.resume, resetOptimizer: o.resetOptimizer, hooks: cliHooks(o.quiet) });
+        const summary = await runGptGrowth({ out: o.out, preset, data, engine, methods, growthOptions: o.growthOptions, resume: o.resume, resetOptimizer: o.resetOptimizer, hooks: cliHooks(o.quiet) });
         if (o.json) printJson(summary);
         else console.log(gptGrowthText(summary) + `(also in ${o.out}/gpt-growth/summary.md; chart ${o.out}/gpt-growth/val-loss-vs-flops.svg)`);
         return;
