@@ -33,7 +33,7 @@ export interface EpochRecord {
 /** One line per transform applied during the run (at the start of `epoch` + 1). */
 export interface TransformRecord {
   type: 'transform';
-  /** Epochs completed when the transform happened (0 = before any training of the student). */
+  /** Epochs completed when the transform happened (0 = before any training of the student); text runs: steps taken, as `step`. */
   epoch: number;
   step: number;
   transform: TransformReport['transform'];
