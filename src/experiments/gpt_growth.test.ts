@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { readTextDataset } from '../data/text.ts';
 import { getEngine } from '../engines/registry.ts';
+import { writeReport } from '../report/report.ts';
 import type { EvalRecord } from '../train/metrics.ts';
 import { checkPreset, flopsToReach, GPT_GROWTH_PRESETS, gptGrowthRuns, runGptGrowth, type GptGrowthPreset } from './gpt_growth.ts';
 
@@ -58,8 +59,14 @@ describe('gpt-growth suite', () => {
     const dir = join(tmp, 'gpt-growth');
     assert.deepEqual(JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')), JSON.parse(JSON.stringify(s)));
     assert.match(readFileSync(join(dir, 'summary.md'), 'utf8'), /GPT-Grow-R2R .*completed/);
-    assert.match(readFileSync(join(dir, 'val-loss-vs-flops.svg'), 'utf8'), /^<svg/);
+    assert.match(readFileSync(join(dir, 'flops-to-scratch-loss.svg'), 'utf8'), /^<svg/);
+    assert.match(readFileSync(join(dir, 'report.html'), 'utf8'), /GPT-Grow-R2R/);
     assert.ok(existsSync(join(dir, 'GPT-Grow-R2R', 'final', 'model.json')));
+    // The HTML report reads the text runs' evaluations: validation loss against FLOPs and steps.
+    const rep = await writeReport(dir);
+    assert.deepEqual(rep.svgs.map((p) => p.slice(dir.length + 1)), ['val-loss-vs-flops.svg', 'val-loss-vs-step.svg']);
+    assert.ok(!rep.summary.warnings.some((w) => /not an epoch or transform record/.test(w)), rep.summary.warnings.join('; '));
+    assert.deepEqual(rep.summary.runs.find((r) => r.name === 'GPT-Grow-R2R')!.transforms.map((t) => t.epoch), [4, 4, 4, 8]);
     // --resume skips completed runs and rewrites the same summary.
     const again = await runGptGrowth({ out: tmp, preset: TOY, data: readTextDataset(textFile, TOY.block), engine, methods: ['r2r', 'random'], resume: true });
     assert.deepEqual(again, s);

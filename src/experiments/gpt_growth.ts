@@ -14,7 +14,8 @@
  * convention of the trainer: 3 x forward multiply-adds per sequence), wall time, validation loss
  * just before and after each transform, and the FLOPs each growth run needed to reach the
  * scratch run's final validation loss (linear between evaluations), as a fraction of the scratch
- * run's FLOPs. Growth runs train for `growthSteps`, enough for their FLOPs to pass the scratch
+ * run's FLOPs, drawn in `flops-to-scratch-loss.svg` (the HTML report, `report.html`, is written
+ * beside it). Growth runs train for `growthSteps`, enough for their FLOPs to pass the scratch
  * run's, so the crossing is observed rather than extrapolated.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -26,6 +27,7 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { initWeights } from '../ir/weights.ts';
 import { gpt } from '../models/gpt.ts';
 import { chartSpec, renderSvg, type CurvePoint, type TransformMarker } from '../report/charts.ts';
+import { writeReport } from '../report/report.ts';
 import { formatTable } from '../report/table.ts';
 import { Rng } from '../rng.ts';
 import type { EvalRecord, RunInfo, TransformRecord } from '../train/metrics.ts';
@@ -172,7 +174,9 @@ export async function runGptGrowth(o: GptGrowthOptions): Promise<GptGrowthSummar
   const summary = summarizeGptGrowth(suiteDir, runs, o.preset.name);
   writeFileAtomic(join(suiteDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   writeFileAtomic(join(suiteDir, 'summary.md'), gptGrowthText(summary));
-  writeFileAtomic(join(suiteDir, 'val-loss-vs-flops.svg'), await gptGrowthChart(suiteDir, runs, summary));
+  // The chart with the scratch run's final loss as a line; `r2r report` adds report.html and its charts.
+  writeFileAtomic(join(suiteDir, 'flops-to-scratch-loss.svg'), await gptGrowthChart(suiteDir, runs, summary));
+  await writeReport(suiteDir);
   return summary;
 }
 

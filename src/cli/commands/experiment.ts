@@ -61,7 +61,7 @@ export function register(program: Command): void {
         log(`gpt-growth (${preset.name}): ${runs.length} runs on ${engine.description}: ${preset.description}`);
         const summary = await runGptGrowth({ out: o.out, preset, data, engine, methods, growthOptions: o.growthOptions, resume: o.resume, resetOptimizer: o.resetOptimizer, hooks: cliHooks(o.quiet) });
         if (o.json) printJson(summary);
-        else console.log(gptGrowthText(summary) + `(also in ${o.out}/gpt-growth/summary.md; chart ${o.out}/gpt-growth/val-loss-vs-flops.svg)`);
+        else console.log(gptGrowthText(summary) + `(also in ${o.out}/gpt-growth/summary.md; chart ${o.out}/gpt-growth/flops-to-scratch-loss.svg; HTML report ${o.out}/gpt-growth/report.html)`);
         return;
       }
       const defs: RunDef[] = [];
