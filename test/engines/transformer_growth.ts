@@ -120,10 +120,11 @@ export function describeTransformerGrowth(label: string, makeEngine: () => Promi
       { transform: 'heads', method: 'net2net', add: 2, seed: 1 },
       { transform: 'mlp', method: 'net2net', factor: 1.5, seed: 1 },
     ] as TransformSpec[]) {
-      it(`${JSON.stringify(spec)}: with the mapped Adam state every grown entry takes its source's next step; unscaled moments do not`, async () => {
+      it(`${JSON.stringify(spec)}: with the mapped Adam state every grown entry takes its source's next step; unscaled moments do not`, async (t) => {
         const good = await stepMismatch(spec, false);
         assert.ok(good <= 1e-3, `relative step mismatch ${good}`);
         const naive = await stepMismatch(spec, true);
+        t.diagnostic(`relative step mismatch: mapped state ${good.toExponential(2)}, unscaled moments ${naive.toExponential(2)}`);
         assert.ok(naive > 1e-2, `moments carried without the gradient factors should give other steps: ${naive}`);
       });
     }
