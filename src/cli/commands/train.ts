@@ -45,7 +45,7 @@ export function cliHooks(quiet?: boolean): TrainHooks {
 export function register(program: Command): void {
   program
     .command('train')
-    .description('Train a network (a zoo model from random initialisation, or a checkpoint) on CIFAR-10 with Adam or SGD, learning-rate drops and scheduled transforms (e.g. --transform widen@25:r2r:1.5). Writes run.json, metrics.jsonl, checkpoints/ and final/ into the run directory.')
+    .description('Train a network (a zoo model from random initialisation, or a checkpoint) on CIFAR-10 with Adam or SGD (or a gpt on a text file with --data-text and --steps), learning-rate drops and scheduled transforms (e.g. --transform widen@25:r2r:1.5). Writes run.json, metrics.jsonl, checkpoints/ and final/ into the run directory.')
     .addOption(new Option('--model <name>', `zoo model: ${ZOO.map((z) => z.name).join(', ')}`))
     .addOption(new Option('--width <r>', 'width multiplier (ResNetCifar: r, default 0.125)').argParser(parseNumber('--width')))
     .addOption(new Option('--checkpoint <dir>', 'start from a checkpoint (its optimizer state is carried in unless --reset-optimizer)'))
@@ -139,7 +139,7 @@ async function trainTokenModel(o: TextFlags): Promise<boolean> {
   const dir = o.out ?? join('runs', 'train', o.name);
   const r = await trainText({
     dir, name: o.name, data, engine, start, resume: o.resume, stopAfterStep: o.stopAfter, hooks: cliHooks(o.quiet),
-    describe: { model: o.model ?? null, checkpoint: o.checkpoint ?? null, layers: o.layers ?? null, heads: o.heads ?? null, dim: o.dim ?? null, block },
+    describe: { model: o.model ?? null, checkpoint: o.checkpoint ?? null, graph: start.graph.name ?? null, block },
     config: {
       steps: o.steps ?? 2000, batchSize: o.batchSize ?? 12, optimizer: o.optimizer, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay,
       evalEvery: o.evalEvery ?? 200, evalBatches: o.evalBatches ?? 20, seed: o.seed, keepCheckpoints: o.keep,
