@@ -25,9 +25,10 @@ export { analyzeChannelGroups, describeGroup } from './groups/analyze.ts';
 export type { ChannelGroup, GroupConsumer, ChannelOp } from './groups/group.ts';
 
 // Transforms
-export { widen, deepen, morphKernel, applyTransform, mapOptimizerState } from './transforms/index.ts';
+export { widen, deepen, morphKernel, widenMlp, addHeads, widenStream, deepenBlocks, applyTransform, mapOptimizerState } from './transforms/index.ts';
 export type {
-  WidenOptions, DeepenOptions, KernelMorphOptions, TransformSpec, TransformResult, TransformReport,
+  WidenOptions, DeepenOptions, KernelMorphOptions, MlpOptions, HeadsOptions, WidthOptions, BlockDeepenOptions,
+  TransformSpec, TransformResult, TransformReport,
   TensorMap, AxisMap, InitOptions, InitMethod,
 } from './transforms/index.ts';
 

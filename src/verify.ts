@@ -37,8 +37,8 @@ export interface VerifyModeResult {
 export interface VerifyOutcome {
   results: VerifyModeResult[];
   student: TransformResult;
-  /** The input batch and the logits of both networks per mode, for re-checking elsewhere. */
-  batch: { x: Float32Array; n: number; shape: number[] };
+  /** The input batch (a token model: `tokens`, and the same ids as floats in `x`) and the logits of both networks per mode, for re-checking elsewhere. */
+  batch: { x: Float32Array; n: number; shape: number[]; tokens?: Int32Array };
   logits: Record<Mode, { teacher: Float32Array; student: Float32Array }>;
 }
 
@@ -96,5 +96,5 @@ export async function verifyTransform(
     t.dispose();
     s.dispose();
   }
-  return { results, student, batch: { x, n, shape: [n, ...inputShape] }, logits };
+  return { results, student, batch: { x, n, shape: [n, ...inputShape], ...(tokens ? { tokens } : {}) }, logits };
 }

@@ -50,6 +50,8 @@ export interface ChartOptions {
   y: YField;
   /** Run names in legend order; fixes each run's colour across charts. */
   runs: string[];
+  /** The x axis's title when not the default (a text run's "epochs" are optimizer steps). */
+  xTitle?: string;
   /** A horizontal reference line, e.g. the from-scratch run's final accuracy. */
   target?: { value: number; label: string };
   width?: number;
@@ -82,7 +84,7 @@ const Y_TITLE: Record<YField, string> = { valAcc: 'Validation accuracy', trainLo
 /** The Vega-Lite spec of a chart; exported so tests and users can inspect or restyle it. */
 export function chartSpec(points: CurvePoint[], markers: TransformMarker[], o: ChartOptions): TopLevelSpec {
   const x = {
-    field: o.x, type: 'quantitative' as const, title: X_TITLE[o.x],
+    field: o.x, type: 'quantitative' as const, title: o.xTitle ?? X_TITLE[o.x],
     // FLOPs from zero, so the distances between runs read as cost; epochs from the first one,
     // inset so that a marker at the first epoch (FTT's transforms) is not cut by the axis.
     scale: o.x === 'flops' ? { zero: true } : { zero: false, padding: 14 },

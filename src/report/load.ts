@@ -4,6 +4,10 @@
  * directory holds several run directories; runs are found by scanning for `metrics.jsonl`, so a
  * report never depends on a suite summary file.
  *
+ * Text runs (src/train/text_trainer.ts) write `eval` records per evaluation instead of epochs; the
+ * reader takes each as an epoch record whose epoch is the step (`unit: 'step'`), so the charts
+ * and tables work on them unchanged.
+ *
  * The reader is tolerant, because it must also read runs still in progress and runs that were
  * resumed: blank lines and a truncated last line are skipped, a resumed run's repeated epochs keep
  * their latest record, accuracies written as percentages are scaled to fractions, and anything
@@ -31,6 +35,8 @@ export interface RunData {
   teacher?: string;
   /** Problems met while reading (skipped lines, missing run.json, ...). */
   warnings: string[];
+  /** 'step' for a text run: `epochs[i].epoch` is then the optimizer step of an evaluation. */
+  unit: 'epoch' | 'step';
 }
 
 export interface SuiteData {
@@ -70,6 +76,7 @@ export function loadRun(dir: string): RunData {
 
   const byEpoch = new Map<number, EpochRecord>();
   const transforms = new Map<string, TransformRecord>();
+  let unit: RunData['unit'] = 'epoch';
   const lines = readFileSync(metricsPath, 'utf8').split('\n');
   lines.forEach((line, i) => {
     if (line.trim() === '') return;
@@ -85,6 +92,13 @@ export function loadRun(dir: string): RunData {
     if (r.type === 'epoch' && isNum(r.epoch) && isNum(r.valAcc)) {
       // A resumed run may repeat epochs after its last checkpoint: the later record wins.
       byEpoch.set(r.epoch, r as unknown as EpochRecord);
+    } else if (r.type === 'eval' && isNum(r.step) && isNum(r.valLoss) && isNum(r.valAcc)) {
+      unit = 'step';
+      const num = (x: unknown) => (isNum(x) ? x : NaN);
+      byEpoch.set(r.step, {
+        type: 'epoch', epoch: r.step, step: r.step, lr: num(r.lr), trainLoss: num(r.trainLoss), trainAcc: NaN, valLoss: r.valLoss, valAcc: r.valAcc,
+        flops: num(r.flops), macsPerExample: num(r.macsPerExample), params: num(r.params), arch: String(r.arch ?? ''), wallSeconds: num(r.wallSeconds),
+      });
     } else if (r.type === 'transform' && isNum(r.epoch)) {
       transforms.set(`${r.epoch}|${String(r.spec ?? '')}|${String(r.transform ?? '')}`, r as unknown as TransformRecord);
     } else {
@@ -98,7 +112,7 @@ export function loadRun(dir: string): RunData {
 
   const name = typeof info?.name === 'string' && info.name ? info.name : basename(abs);
   const teacher = info ? teacherRef(info.config) : undefined;
-  return { dir: abs, name, info, epochs, transforms: trs, role: roleOf(name, info, epochs, trs, teacher), teacher: teacher ? teacherName(teacher) : undefined, warnings };
+  return { dir: abs, name, info, epochs, transforms: trs, role: roleOf(name, info, epochs, trs, teacher), teacher: teacher ? teacherName(teacher) : undefined, warnings, unit };
 }
 
 /**

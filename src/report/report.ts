@@ -170,7 +170,13 @@ export function summarize(suite: SuiteData): ReportSummary {
   return { suite: suite.name, target, runs, warnings };
 }
 
-interface ChartDef { name: string; x: XAxis; y: YField; title: string; subtitle: string; target: boolean }
+interface ChartDef { name: string; x: XAxis; y: YField; title: string; subtitle: string; target: boolean; xTitle?: string }
+
+/** Text runs (evaluations by step): validation loss, the quantity language models are compared on. */
+const TEXT_CHARTS: ChartDef[] = [
+  { name: 'val-loss-vs-flops', x: 'flops', y: 'valLoss', title: 'Validation loss vs cumulative training FLOPs', subtitle: `FLOPs = ${TRAIN_FLOPS_PER_FORWARD_MAC} x forward multiply-adds per training sequence; a transform that changes the function shows as a vertical step`, target: false },
+  { name: 'val-loss-vs-step', x: 'epoch', y: 'valLoss', title: 'Validation loss vs optimizer steps', subtitle: 'Evaluations every --eval-every steps', target: false, xTitle: 'Step' },
+];
 
 const CHARTS: ChartDef[] = [
   { name: 'accuracy-vs-epoch', x: 'epoch', y: 'valAcc', title: 'Validation accuracy vs epochs', subtitle: '', target: false },
@@ -192,10 +198,11 @@ export async function renderReport(suite: SuiteData): Promise<RenderedReport> {
   const subtitle = (c: ChartDef) => c.name === 'accuracy-vs-epoch' ? epochSubtitle : c.name === 'accuracy-vs-flops' && placed ? `${c.subtitle}; students include their teacher's` : c.subtitle;
   const runs = suite.runs.map((r) => r.name);
   const charts: ChartOutput[] = [];
-  for (const [i, c] of CHARTS.entries()) {
+  const text = suite.runs.some((r) => r.unit === 'step');
+  for (const [i, c] of (text ? TEXT_CHARTS : CHARTS).entries()) {
     if (!points.some((p) => Number.isFinite(p[c.y] as number))) continue;
     const target = c.target && summary.target ? { value: summary.target.valAcc, label: `${summary.target.run} final: ${pct(summary.target.valAcc)}` } : undefined;
-    const spec = chartSpec(points, markers, { title: c.title, subtitle: subtitle(c), x: c.x, y: c.y, runs, target });
+    const spec = chartSpec(points, markers, { title: c.title, subtitle: subtitle(c), x: c.x, y: c.y, runs, target, xTitle: c.xTitle });
     charts.push({ name: c.name, title: c.title, spec, svg: await renderSvg(spec, `c${i}-`) });
   }
   const svgs = Object.fromEntries(charts.map((c) => [`${c.name}.svg`, c.svg]));

@@ -5,6 +5,7 @@ import { CheckpointError } from '../errors.ts';
  * The records a training run writes to `metrics.jsonl`, one JSON object a line, and the run's
  * `run.json`. Reports read these; keep fields additive.
  */
+import type { TransformReport } from '../transforms/types.ts';
 
 /** FLOPs convention, stated once: a training step costs 3x the forward multiply-adds (forward + backward). */
 export const TRAIN_FLOPS_PER_FORWARD_MAC = 3;
@@ -35,10 +36,10 @@ export interface EpochRecord {
 /** One line per transform applied during the run (at the start of `epoch` + 1). */
 export interface TransformRecord {
   type: 'transform';
-  /** Epochs completed when the transform happened (0 = before any training of the student). */
+  /** Epochs completed when the transform happened (0 = before any training of the student); text runs: steps taken, as `step`. */
   epoch: number;
   step: number;
-  transform: 'widen' | 'deepen' | 'kernel';
+  transform: TransformReport['transform'];
   method: string;
   /** Spec as written in the schedule, e.g. 'widen@25:r2r:1.5'. */
   spec: string;

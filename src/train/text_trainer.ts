@@ -6,6 +6,11 @@
  * trainer: run.json, metrics.jsonl (one EvalRecord per evaluation), checkpoints/step-NNNNNNN,
  * final/. Every checkpoint carries the vocabulary (vocab.json), so `r2r sample` needs no data.
  *
+ * Transforms (`transforms`, e.g. `heads@500:r2r:+2`, `deepen@1000:r2r:+1`; @N = after N steps)
+ * apply between steps: an evaluation right before (val loss before), the transform with the
+ * optimizer state mapped through it (unless `resetOptimizer`), an evaluation right after, and a
+ * TransformRecord in metrics.jsonl; the untrained student is kept in `after-transform-sNNNNNNN-I/`.
+ *
  * Resume: the latest checkpoint restores weights, Adam state, the training-window RNG and the
  * counters, and metrics.jsonl is cut back to that checkpoint's lines; validation batches are
  * drawn from a fresh RNG seeded by `seed` at every evaluation. A run stopped after any
@@ -20,8 +25,11 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
 import { analyzeGraph, architectureId, countMacs, countParams } from '../ir/graph.ts';
 import type { Graph, Weights } from '../ir/types.ts';
+import { validateWeights } from '../ir/weights.ts';
 import { Rng } from '../rng.ts';
-import { TRAIN_FLOPS_PER_FORWARD_MAC, type EvalRecord, type RunInfo } from './metrics.ts';
+import { applyTransform, mapOptimizerState } from '../transforms/index.ts';
+import { TRAIN_FLOPS_PER_FORWARD_MAC, type EvalRecord, type RunInfo, type TransformRecord } from './metrics.ts';
+import { parseTransformSpec, type ScheduledTransform } from './schedule.ts';
 import { existingRun, TrainingDivergedError, type RunStart, type TrainHooks } from './trainer.ts';
 
 export interface TextTrainConfig {
@@ -39,6 +47,10 @@ export interface TextTrainConfig {
   seed: number;
   /** Step checkpoints kept (default 2); 0 removes them once the run completes (final/ stays). */
   keepCheckpoints?: number;
+  /** Transforms, e.g. ['heads@500:r2r:+2', 'deepen@1000:r2r:+1'] (@N: after N steps). */
+  transforms?: string[];
+  /** Start a fresh optimizer after each transform instead of mapping its state. */
+  resetOptimizer?: boolean;
 }
 
 export interface TextTrainOptions {
@@ -60,7 +72,10 @@ export interface TextTrainOptions {
 export interface TextTrainResult {
   status: 'completed' | 'stopped';
   steps: number;
+  /** The evaluations in metrics.jsonl. */
   records: EvalRecord[];
+  /** The transforms in metrics.jsonl. */
+  transforms: TransformRecord[];
   finalValLoss: number;
   flops: number;
   wallSeconds: number;
@@ -75,11 +90,14 @@ interface TextTrainerState {
   dataRng: number[];
   metricsLines: number;
   configKey: string;
+  /** Transforms of the schedule applied so far (in schedule order), and the architecture they made. */
+  transformsApplied?: number;
+  arch?: string;
 }
 
 const STEP_DIR = (s: number) => `step-${String(s).padStart(7, '0')}`;
 
-export function validateTextConfig(c: TextTrainConfig): void {
+export function validateTextConfig(c: TextTrainConfig): ScheduledTransform[] {
   const int = (v: number, what: string, min: number) => { if (!Number.isInteger(v) || v < min) throw new UsageError(`${what} must be an integer >= ${min}, got ${v}`); };
   int(c.steps, 'steps', 1);
   int(c.batchSize, 'batch size', 1);
@@ -88,6 +106,10 @@ export function validateTextConfig(c: TextTrainConfig): void {
   if (!(c.lr > 0)) throw new UsageError(`learning rate must be > 0, got ${c.lr}`);
   if (!(c.weightDecay >= 0)) throw new UsageError(`weight decay must be >= 0, got ${c.weightDecay}`);
   if (c.optimizer !== 'adam' && c.optimizer !== 'sgd') throw new UsageError(`optimizer must be adam or sgd, got '${c.optimizer}'`);
+  const schedule = (c.transforms ?? []).map(parseTransformSpec);
+  for (const t of schedule) if (t.epoch >= c.steps) throw new UsageError(`transform '${t.spec}' is at step ${t.epoch}, but the run has only ${c.steps} steps`);
+  // Stable by step: transforms at one step apply in the order given.
+  return schedule.map((t, i) => ({ t, i })).sort((a, b) => a.t.epoch - b.t.epoch || a.i - b.i).map((x) => x.t);
 }
 
 function optimizerConfig(c: TextTrainConfig): OptimizerConfig {
@@ -96,7 +118,7 @@ function optimizerConfig(c: TextTrainConfig): OptimizerConfig {
 
 export async function trainText(opts: TextTrainOptions): Promise<TextTrainResult> {
   const { dir, config, data, engine } = opts;
-  validateTextConfig(config);
+  const schedule = validateTextConfig(config);
   const log = opts.hooks?.log ?? (() => {});
   const info = analyzeGraph(opts.start.graph);
   if (!info.tokens) throw new UsageError(`${opts.name}: the text trainer needs a token model (a graph whose input is tokenInput); '${opts.start.graph.name ?? 'graph'}' reads ${JSON.stringify(info.inputShape)} floats`);
@@ -113,11 +135,11 @@ export async function trainText(opts: TextTrainOptions): Promise<TextTrainResult
   const ckptRoot = join(dir, 'checkpoints');
   mkdirSync(dir, { recursive: true });
 
-  const graph = opts.start.graph;
+  let graph = opts.start.graph;
   let weights = opts.start.weights;
   let optState = opts.start.optimizer && opts.start.optimizer.kind === config.optimizer ? opts.start.optimizer : undefined;
   let st: TextTrainerState = { step: 0, flops: 0, wallSeconds: 0, dataRng: new Rng(`text-data:${config.seed}`).getState(), metricsLines: 0, configKey };
-  let records: EvalRecord[] = [];
+  let records: (EvalRecord | TransformRecord)[] = [];
 
   const latest = opts.resume ? latestStepCheckpoint(ckptRoot) : undefined;
   if (latest) {
@@ -125,12 +147,13 @@ export async function trainText(opts: TextTrainOptions): Promise<TextTrainResult
     const s = ck.state as unknown as TextTrainerState | undefined;
     if (!s || typeof s.step !== 'number') throw new CheckpointError(`${latest}: no trainer state (state.json); cannot resume from it`);
     if (s.configKey !== configKey) throw new UsageError(`${latest}: the checkpoint was written with a different configuration or data; resume with the same flags, or start a new run without --resume`);
-    if (architectureId(ck.graph) !== architectureId(graph)) throw new UsageError(`${latest}: the checkpoint's model differs from the one asked for; resume with the same model flags`);
-    weights = ck.weights; optState = ck.optimizer; st = s;
+    // A run grown by its transforms resumes with the grown model its state names.
+    if (architectureId(ck.graph) !== (s.transformsApplied ? s.arch : architectureId(graph))) throw new UsageError(`${latest}: the checkpoint's model differs from the one asked for; resume with the same model flags`);
+    graph = ck.graph; weights = ck.weights; optState = ck.optimizer; st = s;
     const lines = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim()) : [];
     if (lines.length < s.metricsLines) throw new CheckpointError(`${metricsPath}: has ${lines.length} records but checkpoint ${latest} expects ${s.metricsLines}; the run directory is inconsistent`);
     writeFileAtomic(metricsPath, lines.slice(0, s.metricsLines).map((l) => l + '\n').join(''));
-    records = lines.slice(0, s.metricsLines).map((l) => JSON.parse(l) as EvalRecord);
+    records = lines.slice(0, s.metricsLines).map((l) => JSON.parse(l) as EvalRecord | TransformRecord);
     log(`${opts.name}: resuming from ${latest} (step ${s.step}/${config.steps})`);
   } else {
     writeFileAtomic(metricsPath, '');
@@ -147,13 +170,14 @@ export async function trainText(opts: TextTrainOptions): Promise<TextTrainResult
   dataRng.setState(st.dataRng);
   const t0 = Date.now() - st.wallSeconds * 1000;
   const wall = () => (Date.now() - t0) / 1000;
-  const macs = countMacs(graph, info), params = countParams(graph, info), arch = architectureId(graph);
+  let macs = countMacs(graph), params = countParams(graph), arch = architectureId(graph);
   const tokensPerStep = config.batchSize * block;
   let model: EngineModel | undefined;
 
   try {
     model = await engine.build(graph, weights, { seed: config.seed });
     model.setOptimizer(optimizerConfig(config), optState);
+    let applied = st.transformsApplied ?? 0;
 
     const evaluate = async (): Promise<{ loss: number; acc: number }> => {
       const rng = new Rng(`text-eval:${config.seed}`);
@@ -185,8 +209,43 @@ export async function trainText(opts: TextTrainOptions): Promise<TextTrainResult
       await checkpoint();
     }
 
+    /** Applies every scheduled transform due at this step: evaluate, transform, map state, evaluate. */
+    const transformNow = async (): Promise<void> => {
+      while (applied < schedule.length && schedule[applied].epoch === st.step) {
+        const t = schedule[applied];
+        const before = records.length && records[records.length - 1].type === 'eval' && records[records.length - 1].step === st.step
+          ? { loss: (records[records.length - 1] as EvalRecord).valLoss, acc: (records[records.length - 1] as EvalRecord).valAcc }
+          : await evaluate();
+        const w = await model!.getWeights();
+        const state = await model!.getOptimizerState();
+        const res = applyTransform(graph, w, { ...t.transform, seed: t.transform.seed ?? config.seed + applied });
+        validateWeights(res.graph, res.weights, `${opts.name}: ${t.spec}: student weights`);
+        const mapped = config.resetOptimizer || !state ? undefined : mapOptimizerState(state, res);
+        const archBefore = arch;
+        graph = res.graph; weights = res.weights; optState = mapped;
+        saveCheckpoint(join(dir, `after-transform-s${String(st.step).padStart(7, '0')}-${applied}`), { graph, weights, vocab: data.vocab });
+        model!.dispose();
+        model = await engine.build(graph, weights, { seed: config.seed + applied + 1 });
+        model.setOptimizer(optimizerConfig(config), mapped);
+        macs = countMacs(graph); params = countParams(graph); arch = architectureId(graph);
+        applied++;
+        st = { ...st, transformsApplied: applied, arch };
+        const after = await evaluate();
+        const rec: TransformRecord = {
+          type: 'transform', epoch: st.step, step: st.step, transform: res.report.transform, method: res.report.method, spec: t.spec,
+          valAccBefore: before.acc, valAccAfter: after.acc, valLossBefore: before.loss, valLossAfter: after.loss,
+          paramsBefore: res.report.paramsBefore, paramsAfter: res.report.paramsAfter, archBefore, archAfter: arch, flops: st.flops,
+        };
+        records.push(rec);
+        appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
+        log(`${opts.name}: ${t.spec} at step ${st.step}: params ${rec.paramsBefore.toLocaleString('en-US')} -> ${rec.paramsAfter.toLocaleString('en-US')}, val loss ${before.loss.toFixed(4)} -> ${after.loss.toFixed(4)}${res.report.exact.training ? '' : ' (not function-preserving)'}`);
+      }
+    };
+
     while (st.step < config.steps) {
-      const end = Math.min(config.steps, (Math.floor(st.step / config.evalEvery) + 1) * config.evalEvery);
+      await transformNow();
+      const nextTransform = applied < schedule.length ? schedule[applied].epoch : Infinity;
+      const end = Math.min(config.steps, (Math.floor(st.step / config.evalEvery) + 1) * config.evalEvery, nextTransform);
       const bar = opts.hooks?.progress?.(`${opts.name} steps ${st.step + 1}-${end}/${config.steps}`, end - st.step);
       const first = st.step;
       let lossSum = 0;
@@ -233,8 +292,9 @@ export async function trainText(opts: TextTrainOptions): Promise<TextTrainResult
   }
 
   function result(status: 'completed' | 'stopped'): TextTrainResult {
-    const last = records[records.length - 1];
-    return { status, steps: st.step, records, finalValLoss: last?.valLoss ?? NaN, flops: st.flops, wallSeconds: st.wallSeconds, graph, weights };
+    const evals = records.filter((r): r is EvalRecord => r.type === 'eval');
+    const last = evals.at(-1);
+    return { status, steps: st.step, records: evals, transforms: records.filter((r): r is TransformRecord => r.type === 'transform'), finalValLoss: last?.valLoss ?? NaN, flops: st.flops, wallSeconds: st.wallSeconds, graph, weights };
   }
 }
 

@@ -32,10 +32,10 @@ export function studentSketch(graph: Graph, weights: Weights, spec: TransformSpe
       });
       return { graph: { ...graph, nodes } };
     }
-    if (spec.transform !== 'deepen') return undefined;
+    if (spec.transform !== 'deepen' || spec.method === 'netmorph') return undefined;
     const blocks = spec.perStage ?? 1;
     if (blocks <= 1) return undefined;
-    return { graph: deepen(graph, weights, { ...spec, perStage: 1 }).graph, repeat: blocks, teacher: graph };
+    return { graph: deepen(graph, weights, { ...spec, method: spec.method, perStage: 1 }).graph, repeat: blocks, teacher: graph };
   } catch {
     return undefined;
   }

@@ -50,21 +50,26 @@ describe('mapOptimizerState', () => {
     }
   });
 
-  it("Net2Net: copies carry the copied channel's state; a 1/n_c row scales m by 1/n_c and v by 1/n_c²", () => {
+  it("Net2Net: copies share the copied channel's state (m/n_c, v/n_c²: each gets 1/n_c of its gradient); a 1/n_c row keeps m and v", () => {
     const r = widen(graph, weights, { method: 'net2net', at: 'fc2', add: 5, seed: 4 });
     const s = mapOptimizerState(adam, r);
     const rows = (r.tensorMaps['fc3/kernel'] as Extract<TensorMap, { kind: 'gather' }>).axes[0];
     const cols = (r.tensorMaps['fc2/kernel'] as Extract<TensorMap, { kind: 'gather' }>).axes[0];
     assert.equal(cols.axis, 1);
     assert.ok(rows.scale && [...rows.scale].some((v) => v < 1), 'some channel was copied');
+    const n = (c: number) => [...cols.source].filter((x) => x === c).length;
     for (let i = 0; i < 21; i++) {
-      const from = rows.source[i], sc = rows.scale![i];
+      const from = rows.source[i];
+      assert.equal(cols.source[i], from);
       for (let j = 0; j < 10; j++) {
-        assert.ok(Math.abs(s.slots.m['fc3/kernel'].data[i * 10 + j] - adam.slots.m['fc3/kernel'].data[from * 10 + j] * sc) < 1e-6);
-        assert.ok(Math.abs(s.slots.v['fc3/kernel'].data[i * 10 + j] - adam.slots.v['fc3/kernel'].data[from * 10 + j] * sc * sc) < 1e-6);
+        // Rows W_c / n_c see the same input as before: their gradient, so their moments, are unchanged.
+        assert.equal(s.slots.m['fc3/kernel'].data[i * 10 + j], adam.slots.m['fc3/kernel'].data[from * 10 + j]);
+        assert.equal(s.slots.v['fc3/kernel'].data[i * 10 + j], adam.slots.v['fc3/kernel'].data[from * 10 + j]);
       }
-      // The producer's copied column is unscaled.
-      assert.equal(s.slots.m['fc2/bias'].data[i], adam.slots.m['fc2/bias'].data[cols.source[i]]);
+      // The producer's columns for channel c (original and copies) carry 1/n_c of its gradient.
+      const g = 1 / n(from);
+      assert.ok(Math.abs(s.slots.m['fc2/bias'].data[i] - adam.slots.m['fc2/bias'].data[from] * g) < 1e-7);
+      assert.ok(Math.abs(s.slots.v['fc2/bias'].data[i] - adam.slots.v['fc2/bias'].data[from] * g * g) < 1e-7);
     }
   });
 
@@ -87,7 +92,10 @@ describe('mapOptimizerState', () => {
     const r = widen(graph, weights, { method: 'net2net', at: 'fc1', add: 2 });
     const s = mapOptimizerState(sgd, r);
     const rows = (r.tensorMaps['fc2/kernel'] as Extract<TensorMap, { kind: 'gather' }>).axes[0];
-    assert.ok(Math.abs(s.slots.momentum['fc2/kernel'].data[33 * 16] - sgd.slots.momentum['fc2/kernel'].data[rows.source[33] * 16] * rows.scale![33]) < 1e-7);
+    const cols = (r.tensorMaps['fc1/bias'] as Extract<TensorMap, { kind: 'gather' }>).axes[0];
+    assert.equal(s.slots.momentum['fc2/kernel'].data[33 * 16], sgd.slots.momentum['fc2/kernel'].data[rows.source[33] * 16]);
+    assert.ok(Math.abs(s.slots.momentum['fc1/bias'].data[33] - sgd.slots.momentum['fc1/bias'].data[cols.source[33]] * cols.gradScale![33]) < 1e-7);
+    assert.ok(cols.gradScale![33] < 1);
     // A result whose fc3 is brand new (as a deepen's inserted layers are).
     const fresh: TransformResult = { ...r, tensorMaps: { ...r.tensorMaps, 'fc3/kernel': { kind: 'new' } } };
     assert.ok(mapOptimizerState(sgd, fresh).slots.momentum['fc3/kernel'].data.every((v) => v === 0));

@@ -3,9 +3,10 @@
  * the result's tensor maps:
  * - `same`: the slot is copied;
  * - `new`: the slot starts at zero;
- * - `gather`: gathered along the mapped axes, new entries (-1) zero. An entry scaled by s (Net2Net's
- *   1/n_c) scales first moments and momentum by s and Adam's second moment `v` by s², since
- *   the gradient of a weight scaled by s scales by s (v averages squared gradients).
+ * - `gather`: gathered along the mapped axes, new entries (-1) zero. An entry whose gradient
+ *   scales by g (the map's `gradScale`; maps without one use the weight's `scale`, e.g. Net2Net's
+ *   1/n_c) scales first moments and momentum by g and Adam's second moment `v` by g², since v
+ *   averages squared gradients; Adam's next step m/sqrt(v) is then the source's step.
  * The step count is kept, so Adam's bias correction continues where it was.
  */
 import { TransformError } from '../errors.ts';
@@ -57,7 +58,8 @@ export function gather(src: Tensor, shape: number[], axes: AxisMap[], power = 1)
     if (m && m.source.length !== shape[a]) throw new TransformError(`optimizer state: axis map ${a} has ${m.source.length} entries, the tensor has ${shape[a]}`);
     if (!m && shape[a] !== src.shape[a]) throw new TransformError(`optimizer state: axis ${a} grows from ${src.shape[a]} to ${shape[a]} without an axis map`);
     srcIdx.push(m ? m.source : Int32Array.from({ length: shape[a] }, (_, i) => i));
-    scales.push(Float64Array.from({ length: shape[a] }, (_, i) => (m?.scale ? m.scale[i] ** power : 1)));
+    const g = m?.gradScale ?? m?.scale;
+    scales.push(Float64Array.from({ length: shape[a] }, (_, i) => (g ? g[i] ** power : 1)));
   }
   const strides = new Array<number>(rank).fill(1);
   for (let a = rank - 2; a >= 0; a--) strides[a] = strides[a + 1] * src.shape[a + 1];

@@ -8,7 +8,20 @@ import type { Graph, Weights } from '../ir/types.ts';
  * How one axis of a new tensor reads the old tensor's axis: new index i comes from old index
  * `source[i]`, times `scale[i]` (default 1); `source[i] = -1` marks a new entry (no old value).
  */
-export interface AxisMap { axis: number; source: Int32Array; scale?: Float32Array }
+export interface AxisMap {
+  axis: number;
+  source: Int32Array;
+  scale?: Float32Array;
+  /**
+   * How the gradient of entry i compares with its source's gradient in the teacher, at the point
+   * the transform makes (default: `scale`, the weight's own factor, for maps that do not say).
+   * Optimizer state follows it so that every entry takes the step its source would take: Adam's
+   * step m/sqrt(v) does not change when m scales by g and v by g^2 (see optimizer_state.ts).
+   * E.g. duplicating a channel halves the gradient of each copy's producer columns (g = 1/2)
+   * while a consumer row halved to W/2 keeps its full gradient (g = 1, scale = 1/2).
+   */
+  gradScale?: Float32Array;
+}
 
 /**
  * Provenance of one tensor of the student.
@@ -30,7 +43,7 @@ export interface TransformChange {
 }
 
 export interface TransformReport {
-  transform: 'widen' | 'deepen' | 'kernel';
+  transform: 'widen' | 'deepen' | 'kernel' | 'mlp' | 'heads' | 'width';
   method: string;
   /** Whether the method is function-preserving in inference / training mode (SPEC). */
   exact: { inference: boolean; training: boolean };

@@ -55,7 +55,7 @@ export interface WidenOptions {
   seed?: number;
 }
 
-function ruleFor(ctx: WidenContext, opts: WidenOptions): WidenRule {
+export function ruleFor(ctx: WidenContext, opts: WidenOptions): WidenRule {
   switch (opts.method) {
     case 'r2r': return r2rRule(ctx);
     case 'net2net': return net2netRule(ctx);
@@ -147,7 +147,7 @@ function targetGroup(graph: Graph, analysis: GroupAnalysis, at: string): Channel
   if (g.feedsOutput) throw new TransformError(`widen: '${at}' is in ${describeGroup(g)}, which feeds the output logits of '${graph.output}': its channel count is the number of classes`);
   if (g.coupled.length) {
     const c = g.coupled[0];
-    throw new TransformError(`widen: '${at}' is in ${describeGroup(g)}, which is coupled by '${c.node}': ${c.reason}; channel-wise widening (R2R, Net2Net, NetMorph) cannot preserve the function`);
+    throw new TransformError(`widen: '${at}' is in ${describeGroup(g)}, which is coupled by '${c.node}': ${c.reason}; channel-wise widening (R2R, Net2Net, NetMorph) cannot preserve the function; for a transformer's residual stream use the width transform (every channel duplicated: exact)`);
   }
   const u = unsupportedNode(graph, analysis, g);
   if (u) throw new TransformError(`widen: '${at}' is in ${describeGroup(g)}, which node '${u.node}' (${u.kind}) reads or writes; channel-wise widening does not handle ${u.kind} yet`);
@@ -169,7 +169,13 @@ export function composeMaps(prev: Record<string, TensorMap>, step: Record<string
       if (!inner) { axes.push(outer); continue; }
       const source = outer.source.map((s) => (s < 0 ? -1 : inner.source[s]));
       const scale = Float32Array.from(outer.source, (s, i) => (s < 0 ? 1 : (outer.scale?.[i] ?? 1) * (inner.scale?.[s] ?? 1)));
-      axes.push(scale.some((v) => v !== 1) ? { axis: outer.axis, source, scale } : { axis: outer.axis, source });
+      const m: AxisMap = scale.some((v) => v !== 1) ? { axis: outer.axis, source, scale } : { axis: outer.axis, source };
+      if (outer.gradScale || inner.gradScale) {
+        // Each side's gradient factor defaults to its weight factor (see AxisMap.gradScale).
+        const g = (x: AxisMap, i: number) => (x.gradScale ?? x.scale)?.[i] ?? 1;
+        m.gradScale = Float32Array.from(outer.source, (s, i) => (s < 0 ? 1 : g(outer, i) * g(inner, s)));
+      }
+      axes.push(m);
     }
     for (const inner of p.axes) if (!m.axes.some((x) => x.axis === inner.axis)) axes.push(inner);
     out[key] = { kind: 'gather', from: p.from, axes: axes.sort((a, b) => a.axis - b.axis) };

@@ -83,6 +83,13 @@ export interface WidenRule {
   channelOp(a: ChannelOpArgs): Record<string, NewSlice[]>;
   /** New input rows of a consumer, and a factor on its old rows (Net2Net's 1/n_c). */
   consumer(a: ConsumerArgs): { rows: NewSlice[]; oldScale?: (e: Entry) => number };
+  /**
+   * Gradient factors of the student's entries against their sources' (AxisMap.gradScale), for
+   * methods where they differ from the weight factors: Net2Net's copies of channel c share its
+   * gradient (1/n_c on the producer and channel-wise side) while a row divided by n_c keeps a
+   * full gradient. Absent: the weight factors serve (1 for fresh or unchanged entries).
+   */
+  gradScale?: { out(e: Entry): number; in(e: Entry): number };
 }
 
 /** What a method is given about the group it widens. */
@@ -227,7 +234,7 @@ export function affectedGroups(analysis: GroupAnalysis, group: ChannelGroup): Ch
 // ---------------------------------------------------------------------------------------------
 // Applying a rule.
 
-function source(t: Tensor, param: string, axis: number): SliceSource {
+export function source(t: Tensor, param: string, axis: number): SliceSource {
   const outer = sizeOf(t.shape.slice(0, axis)), len = t.shape[axis], inner = sizeOf(t.shape.slice(axis + 1));
   return {
     param, axis, tensor: t, sliceLength: outer * inner,
@@ -240,7 +247,7 @@ function source(t: Tensor, param: string, axis: number): SliceSource {
 }
 
 /** Rebuilds `t` along `axis` from `layout`: old entries copy (times oldScale), new ones take `news` in order. */
-function rebuild(t: Tensor, axis: number, layout: Layout, news: NewSlice[], oldScale?: (e: Entry) => number): { tensor: Tensor; map: AxisMap } {
+export function rebuild(t: Tensor, axis: number, layout: Layout, news: NewSlice[], oldScale?: (e: Entry) => number): { tensor: Tensor; map: AxisMap } {
   const outer = sizeOf(t.shape.slice(0, axis)), len = t.shape[axis], inner = sizeOf(t.shape.slice(axis + 1));
   const L = layout.length;
   const data = new Float32Array(outer * L * inner);
@@ -304,6 +311,7 @@ export function applyRule(ctx: WidenContext, weights: Weights, rule: WidenRule):
       const news = inLayout.filter((e) => e.old < 0);
       const r = rule.consumer({ node, layout: inLayout, news, kernel: k, fanIn });
       const { tensor, map } = rebuild(k.tensor, a.axis, inLayout, r.rows, r.oldScale);
+      if (rule.gradScale) map.gradScale = Float32Array.from(inLayout, (e) => rule.gradScale!.in(e));
       cur.set(a.param, tensor); note(a.param, map);
       changes.push({ node: node.name, what: `in channels ${k.tensor.shape[a.axis]} -> ${newIn}` });
     }
@@ -326,6 +334,7 @@ export function applyRule(ctx: WidenContext, weights: Weights, rule: WidenRule):
         const s = slices[a.param];
         if (!s) throw new TransformError(`widen: internal: no new slices for '${node.name}/${a.param}'`);
         const { tensor, map } = rebuild(cur.get(a.param)!, a.axis, outLayout, s);
+        if (rule.gradScale) map.gradScale = Float32Array.from(outLayout, (e) => rule.gradScale!.out(e));
         cur.set(a.param, tensor); note(a.param, map);
       }
       const before = cur.get(axes.out[0].param)!.shape[axes.out[0].axis] - news.length;

@@ -7,7 +7,8 @@
  * Producers copy filters and biases, channel-wise ops copy every per-channel parameter including
  * BN's moving statistics. One g serves the whole group, so an `add` of copies is a copy.
  * Provenance is a gather: new channel j reads old channel g(j) (times 1/n_c in consumers), so
- * optimizer state follows the copies.
+ * optimizer state follows the copies, scaled by each entry's gradient factor (`gradScale`):
+ * 1/n_c for the copies' producer and channel-wise entries (old channel included), 1 for rows.
  */
 import { addNoise } from './init.ts';
 import { copyOf, oldIndexMap, type Entry, type WidenContext, type WidenRule } from './widen_core.ts';
@@ -38,6 +39,13 @@ export function net2netRule(ctx: WidenContext): WidenRule {
         rows: news.map((e) => noisy(copyOf(kernel, at(g[e.t], e.pos), 1 / n(g[e.t])))),
         oldScale: (e: Entry) => (e.c >= 0 ? 1 / n(e.c) : 1),
       };
+    },
+    gradScale: {
+      // Channel c and its copies each carry 1/n_c of what c carried (consumers read them at
+      // W_c / n_c), so their producers' and channel-wise parameters get 1/n_c of c's gradient;
+      // a divided row sees the same input as before and keeps its full gradient.
+      out: (e: Entry) => (e.c >= 0 ? 1 / count[e.c] : e.t >= 0 ? 1 / count[g[e.t]] : 1), // else: another concat segment's channel
+      in: () => 1,
     },
   };
 }

@@ -36,7 +36,7 @@ export function netmorphRule(ctx: WidenContext, zeroSide: NetMorphZeroSide = 'pr
     producer({ kernel, bias, news }) {
       return {
         kernel: news.map(() => (zeroProducers ? constant(kernel.sliceLength, 0) : fresh(free(kernel.sliceLength, kernel.tensor.data, kernel.sliceLength, init, rng)))),
-        bias: bias && news.map(() => (zeroProducers ? constant(1, 0) : fresh(freeBias(1, bias.tensor.data, init, rng)))),
+        bias: bias && news.map(() => (zeroProducers ? constant(bias.sliceLength, 0) : fresh(freeBias(bias.sliceLength, bias.tensor.data, init, rng)))),
       };
     },
     channelOp({ params, news }) {

@@ -41,7 +41,7 @@ export function r2rRule(ctx: WidenContext): WidenRule {
           const i = rng.int(oldFilters);
           return { U: addNoise(kernel.slice(i), init.noise, rng), c: bias ? bias.slice(i) : undefined };
         }
-        return { U: free(kernel.sliceLength, kernel.tensor.data, kernel.sliceLength, init, rng), c: bias ? freeBias(1, bias.tensor.data, init, rng) : undefined };
+        return { U: free(kernel.sliceLength, kernel.tensor.data, kernel.sliceLength, init, rng), c: bias ? freeBias(bias.sliceLength, bias.tensor.data, init, rng) : undefined };
       });
       const at = (e: Entry) => pairFilter(`${e.pos}|${pair(e.t).p}`);
       return {

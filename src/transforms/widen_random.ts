@@ -14,7 +14,7 @@ export function randomRule(ctx: WidenContext): WidenRule {
     producer({ kernel, bias, news }) {
       return {
         kernel: news.map(() => fresh(free(kernel.sliceLength, kernel.tensor.data, kernel.sliceLength, init, rng))),
-        bias: bias && news.map(() => fresh(freeBias(1, bias.tensor.data, init, rng))),
+        bias: bias && news.map(() => fresh(freeBias(bias.sliceLength, bias.tensor.data, init, rng))),
       };
     },
     channelOp({ params, news }) {

@@ -99,9 +99,13 @@ test('bad input: clear errors and exit codes', () => {
   const unknown = r2r('inspect', '--model', 'resnet-cifar99');
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown model 'resnet-cifar99'; the zoo has/);
-  const method = r2r('verify', '--model', 'mlp', '--transform', 'deepen', '--method', 'netmorph');
+  const method = r2r('verify', '--model', 'mlp', '--transform', 'deepen', '--method', 'foo');
   assert.equal(method.code, 2);
-  assert.match(method.stderr, /--method netmorph is not a deepen method/);
+  assert.match(method.stderr, /--method foo is not a deepen method/);
+  // netmorph deepens transformers (zero-output blocks) only.
+  const netmorph = r2r('verify', '--model', 'mlp', '--transform', 'deepen', '--method', 'netmorph');
+  assert.equal(netmorph.code, 5);
+  assert.match(netmorph.stderr, /'netmorph' inserts zero-output transformer blocks; this graph has none/);
   const ckpt = r2r('inspect', '--checkpoint', '/nonexistent/dir');
   assert.equal(ckpt.code, 4);
   assert.match(ckpt.stderr, /\/nonexistent\/dir: not a checkpoint/);

@@ -6,6 +6,10 @@ import { UsageError } from '../../errors.ts';
 import { findRun, PRESET_NAMES, PRESETS, type PresetName, RUNS, scaleRun, SUITES, suiteRuns, type RunDef } from '../../experiments/catalog.ts';
 import { runExperiments, runExperimentSeeds, type RunOutcome } from '../../experiments/runner.ts';
 import { seededText } from '../../experiments/seeds.ts';
+import { GPT_GROWTH_METHODS, GPT_GROWTH_PRESETS, gptGrowthRuns, gptGrowthText, runGptGrowth, type GptGrowthMethod } from '../../experiments/gpt_growth.ts';
+import { parseTransformSpec } from '../../train/schedule.ts';
+import { readTextDataset } from '../../data/text.ts';
+import { getEngine } from '../../engines/registry.ts';
 import { summaryText } from '../../experiments/summary.ts';
 import { cliHooks, dataDirOption, datasetOption, deviceOption, engineOptions, limitOption, tfjsBackendOption, threadsOption, valLimitOption } from './train.ts';
 import { engineOption, formatTable, jsonOption, openEngine, parseInteger, printJson } from './common.ts';
@@ -16,12 +20,15 @@ export function register(program: Command): void {
     .description('Run experiments of the paper\'s table 5 by name (e.g. NCT-R2WiderR; FFT- is accepted for FTT-) or a whole --suite. Teachers are trained once and cached under OUT/.teachers/; results go to OUT/<suite>/<name>/ with a summary table in OUT/<suite>/summary.md. A failing run is recorded and the others go on.')
     .argument('[names...]', 'experiment names (see --list)')
     .option('--list', 'list every experiment with its hyper-parameters')
-    .addOption(new Option('--suite <suites>', `run whole suites, comma-separated: ${[...SUITES, 'all'].join(', ')}`).argParser((v) => v.split(',').map((x) => x.trim()).filter(Boolean)))
+    .addOption(new Option('--suite <suites>', `run whole suites, comma-separated: ${[...SUITES, 'all'].join(', ')}; or gpt-growth (a GPT grown by each method vs the target trained from scratch, on --data-text)`).argParser((v) => v.split(',').map((x) => x.trim()).filter(Boolean)))
     .addOption(new Option('--preset <p>', `quick: ${PRESETS.quick.description}; standard: ${PRESETS.standard.description}; paper: ${PRESETS.paper.description}`).choices(PRESET_NAMES).default('quick' as PresetName))
     .addOption(dataDirOption()).addOption(datasetOption()).addOption(limitOption()).addOption(valLimitOption())
+    .addOption(new Option('--data-text <file>', 'gpt-growth: a UTF-8 text file or the name tinyshakespeare (default)'))
+    .addOption(new Option('--growth-methods <list>', `gpt-growth: growth runs, comma-separated (default ${GPT_GROWTH_METHODS.join(',')})`).argParser((v) => v.split(',').map((x) => x.trim()).filter(Boolean)))
+    .addOption(new Option('--growth-options <kv>', 'gpt-growth: options appended to every growth transform, e.g. init=copy or scale=0.5:seed=3 (see r2r train --help)'))
     .addOption(new Option('--out <dir>', 'results root').default('runs'))
     .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
-    .addOption(new Option('--seeds <n|list>', 'run every experiment for several seeds: a count N (seeds SEED..SEED+N-1) or a comma-separated list; each seed goes to OUT/seed-<s>/ and OUT/summary-<suite>.md gives the mean and spread per run').argParser(parseSeeds))
+    .addOption(new Option('--seeds <n|list>', 'run every experiment for several seeds: a count N (seeds SEED..SEED+N-1) or a comma-separated list; each seed goes to OUT/seed-<s>/ and OUT/summary-<suite>.md gives the mean and spread per run (gpt-growth: its own layout; default the preset\'s seeds, quick 0, paper 0,1,2)').argParser(parseSeeds))
     .addOption(new Option('--epochs <n>', 'override the preset\'s epochs for every run (transforms and drops rescaled)').argParser(parseInteger('--epochs', 1)))
     .option('--resume', 'skip completed runs and continue interrupted ones from their checkpoints')
     .option('--overwrite', 'replace runs already in OUT (default: refuse before anything runs, so no run is lost)')
@@ -41,7 +48,27 @@ export function register(program: Command): void {
         console.log(`\n${RUNS.filter((r) => !r.extra).length} runs of the paper's table 5; * = from-scratch baseline the paper's figures compare against. All: Adam, batch 128, no augmentation.`);
         return;
       }
-      if (!names.length && !o.suite) throw new UsageError(`name experiments (see \`r2r experiment --list\`) or give --suite ${[...SUITES, 'all'].join('|')} (several: comma-separated)`);
+      if (!names.length && !o.suite) throw new UsageError(`name experiments (see \`r2r experiment --list\`) or give --suite ${[...SUITES, 'all', 'gpt-growth'].join('|')} (several: comma-separated)`);
+      if (o.suite?.includes('gpt-growth')) {
+        if (names.length || o.suite.length > 1) throw new UsageError('run --suite gpt-growth on its own (it trains on text, the other suites on CIFAR-10)');
+        const methods = (o.growthMethods ?? [...GPT_GROWTH_METHODS]) as GptGrowthMethod[];
+        for (const m of methods) if (!GPT_GROWTH_METHODS.includes(m)) throw new UsageError(`--growth-methods: unknown method '${m}'; choose from ${GPT_GROWTH_METHODS.join(', ')}`);
+        if (o.preset === 'standard') throw new UsageError('gpt-growth has the presets quick and paper (the standard preset is the CIFAR-10 suites\' 30-epoch scale)');
+        const seeds = o.seeds === undefined ? undefined : typeof o.seeds === 'number' ? Array.from({ length: o.seeds }, (_, i) => o.seed + i) : o.seeds;
+        const preset = { ...GPT_GROWTH_PRESETS[o.preset], ...(seeds ? { seeds } : {}) };
+        if (o.epochs !== undefined) throw new UsageError('--epochs does not apply to gpt-growth (step-based; the preset sets the steps)');
+        const runs = gptGrowthRuns(preset, methods, o.growthOptions);
+        // Parse every spec now, so a bad option fails before any training.
+        for (const r of runs) for (const t of r.transforms) parseTransformSpec(t);
+        const data = readTextDataset(o.dataText ?? 'tinyshakespeare', preset.block);
+        const engine = await getEngine(o.engine, engineOptions(o));
+        const log = cliHooks(o.quiet).log ?? (() => {});
+        log(`gpt-growth (${preset.name}): ${runs.length} runs on ${engine.description}: ${preset.description}`);
+        const summary = await runGptGrowth({ out: o.out, preset, data, engine, methods, growthOptions: o.growthOptions, resume: o.resume, resetOptimizer: o.resetOptimizer, hooks: cliHooks(o.quiet) });
+        if (o.json) printJson(summary);
+        else console.log(gptGrowthText(summary) + `(also in ${o.out}/gpt-growth/summary.md; chart ${o.out}/gpt-growth/flops-to-scratch-loss.svg; HTML report ${o.out}/gpt-growth/report.html)`);
+        return;
+      }
       const defs: RunDef[] = [];
       for (const d of [...(o.suite ?? []).flatMap(suiteRuns), ...names.map(findRun)]) if (!defs.includes(d)) defs.push(d);
       const opts = {

@@ -69,7 +69,7 @@ export function register(program: Command): void {
     .addOption(new Option('--momentum <m>', 'SGD momentum').argParser(parseNumber('--momentum', { min: 0, below: 1 })).default(0.9))
     .addOption(new Option('--weight-decay <x>', 'L2 weight decay (added to the gradient, PyTorch semantics)').argParser(parseNumber('--weight-decay', { min: 0 })).default(0))
     .addOption(new Option('--lr-drop <spec>', 'learning-rate drop, repeatable: /FACTOR@EPOCH, e.g. /5@25').argParser(collect))
-    .addOption(new Option('--transform <spec>', 'transform, repeatable: widen@EPOCH:METHOD[:FACTOR|+N][:key=value...] or deepen@EPOCH:METHOD[:BLOCKS_PER_STAGE][:key=value...]; e.g. widen@25:r2r:1.5, deepen@0:r2r:2, widen@20:r2r:1.5:init=he').argParser(collect))
+    .addOption(new Option('--transform <spec>', 'transform, repeatable: widen@EPOCH:METHOD[:FACTOR|+N][:key=value...] or deepen@EPOCH:METHOD[:BLOCKS_PER_STAGE][:key=value...]; e.g. widen@25:r2r:1.5, deepen@0:r2r:2, widen@20:r2r:1.5:init=he. Token models (gpt) count steps and grow by heads@STEP:METHOD[:FACTOR|+N], mlp@STEP:METHOD[:FACTOR|+N], width@STEP:METHOD[:FACTOR] (the residual stream; r2r: x2, net2net: an integer factor) and deepen@STEP:METHOD[:+BLOCKS][:position=I] (r2r|netmorph|random blocks); e.g. --transform width@500:r2r:2 --transform heads@500:r2r:+2 --transform mlp@500:r2r:2 --transform deepen@1000:r2r:+2').argParser(collect))
     .option('--reset-optimizer', 'start a fresh optimizer after each transform (and ignore a checkpoint\'s optimizer state)')
     .option('--augment', 'random crop (padding 4) and horizontal flip (the paper uses none)')
     .addOption(new Option('--seed <n>', 'seed for initialisation, shuffling and transforms').argParser(parseInteger('--seed')).default(0))
@@ -133,14 +133,14 @@ async function trainTokenModel(o: TextFlags): Promise<boolean> {
   const ck = o.checkpoint ? loadCheckpoint(o.checkpoint) : undefined;
   const isText = o.model === 'gpt' || (ck !== undefined && analyzeGraph(ck.graph).tokens !== undefined);
   if (!isText) return false;
-  const imageOnly = (['epochs', 'dataset', 'data', 'limit', 'valLimit', 'lrDrop', 'transform', 'augment', 'resetOptimizer'] as const).filter((k) => o[k] !== undefined);
+  const imageOnly = (['epochs', 'dataset', 'data', 'limit', 'valLimit', 'lrDrop', 'augment'] as const).filter((k) => o[k] !== undefined);
   if (imageOnly.length) throw new UsageError(`${imageOnly.map(flag).join(', ')} do not apply to token models; a text run is step-based (--steps, --eval-every) on --data-text`);
   if (ck && (['layers', 'heads', 'dim', 'block', 'vocab'] as const).some((k) => o[k] !== undefined)) throw new UsageError('--layers/--heads/--dim/--block/--vocab build a new gpt; a checkpoint brings its own shape');
   const block = ck ? analyzeGraph(ck.graph).tokens!.length : o.block ?? GPT_DEFAULTS.block;
   const data = readTextDataset(o.dataText ?? 'tinyshakespeare', block);
   let start;
   if (ck) {
-    start = { graph: ck.graph, weights: ck.weights, optimizer: ck.optimizer };
+    start = { graph: ck.graph, weights: ck.weights, optimizer: o.resetOptimizer ? undefined : ck.optimizer };
   } else {
     const graph = zooModel('gpt', { layers: o.layers, heads: o.heads, dim: o.dim, block, vocab: o.vocab ?? data.vocab.length });
     start = { graph, weights: initWeights(graph, new Rng(`init:${o.seed}`)) };
@@ -153,9 +153,10 @@ async function trainTokenModel(o: TextFlags): Promise<boolean> {
     config: {
       steps: o.steps ?? 2000, batchSize: o.batchSize ?? 12, optimizer: o.optimizer, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay,
       evalEvery: o.evalEvery ?? 200, evalBatches: o.evalBatches ?? 20, seed: o.seed, keepCheckpoints: o.keep,
+      transforms: o.transform ?? [], resetOptimizer: o.resetOptimizer,
     },
   });
-  if (o.json) { printJson({ dir, status: r.status, finalValLoss: r.finalValLoss, flops: r.flops, records: r.records }); return true; }
+  if (o.json) { printJson({ dir, status: r.status, finalValLoss: r.finalValLoss, flops: r.flops, records: r.records, transforms: r.transforms }); return true; }
   const last = r.records[r.records.length - 1];
   const tps = r.records.filter((x) => x.tokensPerSecond !== null);
   const mean = tps.length ? tps.reduce((a, x) => a + x.tokensPerSecond!, 0) / tps.length : NaN;

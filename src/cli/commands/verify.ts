@@ -12,7 +12,8 @@ import { EXACT_TOLERANCE, verifyTransform } from '../../verify.ts';
 import { blockOption, dimOption, headsOption, layersOption, vocabOption } from './common.ts';
 import { checkpointOption, engineOption, formatTable, jsonOption, loadModel, modelOption, openEngine, parseInteger, parseNumber, printJson, seedOption, widthOption } from './common.ts';
 
-const METHODS = { widen: ['r2r', 'net2net', 'netmorph', 'random'], deepen: ['r2r', 'net2net', 'random'], kernel: ['netmorph'] } as const;
+const WIDENING = ['r2r', 'net2net', 'netmorph', 'random'] as const;
+const METHODS = { widen: WIDENING, mlp: WIDENING, heads: WIDENING, width: WIDENING, deepen: ['r2r', 'net2net', 'random', 'netmorph'], kernel: ['netmorph'] } as const;
 
 export function register(program: Command): void {
   program
@@ -22,12 +23,13 @@ export function register(program: Command): void {
     .addOption(widthOption())
     .addOption(layersOption()).addOption(headsOption()).addOption(dimOption()).addOption(blockOption()).addOption(vocabOption())
     .addOption(checkpointOption())
-    .addOption(new Option('--transform <t>', 'widen, deepen or kernel (kernel-size morph)').choices(['widen', 'deepen', 'kernel'] as const).default('widen' as const))
-    .addOption(new Option('--method <m>', 'widen: r2r|net2net|netmorph|random; deepen: r2r|net2net|random; kernel: netmorph').default('r2r'))
-    .addOption(new Option('--factor <f>', 'widen: multiply channels by f (1.5 = the paper\'s widen)').argParser(parseNumber('--factor', { above: 1 })))
-    .addOption(new Option('--add <e>', 'widen: add E channels instead of a factor').argParser(parseInteger('--add', 1)))
-    .addOption(new Option('--at <node>', 'widen: the group holding this node\'s output (default: every hidden group); deepen: insert after this node; kernel: the conv to morph'))
-    .addOption(new Option('--per-stage <n>', 'deepen without --at: new blocks at the end of every stage (2 = the paper\'s ResNetCifar-10 to -18)').argParser(parseInteger('--per-stage', 1)).default(2))
+    .addOption(new Option('--transform <t>', 'widen, deepen or kernel (kernel-size morph); transformers: mlp (MLP hidden units), heads (attention heads), width (the residual stream), deepen (whole blocks)').choices(['widen', 'deepen', 'kernel', 'mlp', 'heads', 'width'] as const).default('widen' as const))
+    .addOption(new Option('--method <m>', 'widen, mlp, heads, width: r2r|net2net|netmorph|random; deepen: r2r|net2net|random (transformers: r2r|netmorph|random); kernel: netmorph').default('r2r'))
+    .addOption(new Option('--factor <f>', 'widen: multiply channels by f (1.5 = the paper\'s widen); mlp, heads, width: default 2').argParser(parseNumber('--factor', { above: 1 })))
+    .addOption(new Option('--add <e>', 'widen, mlp, width: add E channels instead of a factor; heads: add E heads').argParser(parseInteger('--add', 1)))
+    .addOption(new Option('--at <node>', 'widen: the group holding this node\'s output (default: every hidden group); mlp: a block\'s first dense; heads: an attention node; width: a node on the stream; deepen: insert after this node; kernel: the conv to morph'))
+    .addOption(new Option('--per-stage <n>', 'deepen without --at: new blocks at the end of every stage (2 = the paper\'s ResNetCifar-10 to -18); on a transformer, blocks inserted').argParser(parseInteger('--per-stage', 1)).default(2))
+    .addOption(new Option('--position <i>', 'deepen a transformer: index the new block takes (default: after the last block)').argParser(parseInteger('--position', 0)))
     .addOption(new Option('--size <k>', 'kernel: new kernel size (odd, larger than the old one)').argParser(parseInteger('--size', 1)).default(5))
     .addOption(new Option('--init <method>', 'free parameters: match-std, he or copy').choices(INIT_METHODS).default('match-std' as InitMethod))
     .addOption(new Option('--init-scale <s>', 'multiplier on freshly sampled parameters').argParser(parseNumber('--init-scale', { min: 0 })).default(1))
@@ -49,8 +51,14 @@ export function register(program: Command): void {
       let spec: TransformSpec;
       if (o.transform === 'widen') {
         spec = { transform: 'widen', method: o.method as 'r2r', at: o.at ?? 'all', ...(o.add !== undefined ? { add: o.add } : { factor: o.factor ?? 1.5 }), init, netmorphZeroSide: o.netmorphZero, seed: o.seed };
+      } else if (o.transform === 'mlp' || o.transform === 'heads' || o.transform === 'width') {
+        const size = o.add !== undefined ? { add: o.add } : { factor: o.factor ?? 2 };
+        spec = o.transform === 'width'
+          ? { transform: 'width', method: o.method as 'r2r', ...size, ...(o.at ? { at: o.at } : {}), init: { method: o.init, scale: o.initScale }, seed: o.seed }
+          : { transform: o.transform, method: o.method as 'r2r', ...size, ...(o.at ? { at: o.at } : {}), init, netmorphZeroSide: o.netmorphZero, seed: o.seed };
       } else if (o.transform === 'deepen') {
-        spec = { transform: 'deepen', method: o.method as 'r2r', ...(o.at ? { after: o.at } : { perStage: o.perStage }), init, seed: o.seed };
+        if (o.position !== undefined && o.at) throw new UsageError('give --position or --at, not both');
+        spec = { transform: 'deepen', method: o.method as 'r2r', ...(o.at ? { after: o.at } : o.position !== undefined ? { position: o.position, perStage: o.perStage } : { perStage: o.perStage }), init, seed: o.seed };
       } else {
         if (!o.at) throw new UsageError('--transform kernel needs --at CONV_NODE');
         spec = { transform: 'kernel', node: o.at, size: o.size };
