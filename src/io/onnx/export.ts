@@ -9,7 +9,7 @@
  * Batch norm is written in inference form (moving statistics), as an eval-mode export.
  */
 import { UnsupportedLayerError } from '../../errors.ts';
-import { analyzeGraph } from '../../ir/graph.ts';
+import { analyzeGraph, type GraphInfo } from '../../ir/graph.ts';
 import { resolveWindow } from '../../ir/shapes.ts';
 import type { Graph, Node, Weights } from '../../ir/types.ts';
 import { validateWeights } from '../../ir/weights.ts';
@@ -24,32 +24,41 @@ export interface OnnxExportOptions {
   graphName?: string;
   /** Names the destination (a file) in error messages. */
   where?: string;
+  /** Append a Softmax after the logits (as the imported model had; see ImportedModel). */
+  outputActivation?: 'softmax';
+}
+
+/** What keeps `graph` from being written as ONNX (empty: nothing), without converting weights. */
+export function onnxExportProblems(graph: Graph): string[] {
+  return flatOrders(graph, analyzeGraph(graph)).problems;
 }
 
 export function irToOnnx(graph: Graph, weights: Weights, opts: OnnxExportOptions = {}): ModelProto {
   const where = opts.where ?? 'ONNX export';
   const info = analyzeGraph(graph);
   validateWeights(graph, weights, where, info);
+  const { orders, problems } = flatOrders(graph, info);
+  if (problems.length) throw new UnsupportedLayerError(`${where}: cannot write this graph as ONNX: ${problems.join('; ')}`);
   const nodes: NodeProto[] = [];
   const inits: TensorProto[] = [];
-  /** Flat IR values: ONNX element j is IR element order[j] (null: the same order). */
-  const orders = new Map<string, Int32Array | null>();
+  // ONNX value of each IR node: its name, except the logits when a Softmax follows them.
+  const softmax = opts.outputActivation === 'softmax';
+  const val = (name: string): string => (softmax && name === graph.output ? `${name}/logits` : name);
   let input: ValueInfoProto | undefined;
 
   for (const n of graph.nodes) {
     const ni = info.nodes.get(n.name)!;
-    const x = n.inputs[0];
-    const order = x !== undefined ? orders.get(x) ?? null : null;
+    const x = n.inputs.length ? val(n.inputs[0]) : '';
+    const order = n.inputs.length ? orders.get(n.inputs[0]) ?? null : null;
     const w = (p: string): Float32Array => weights[`${n.name}/${p}`].data;
     const init = (p: string, dims: number[], data: Float32Array): string => {
       inits.push(floatTensor(`${n.name}/${p}`, dims, data));
       return `${n.name}/${p}`;
     };
-    const node = (opType: string, inputs: string[], attribute: AttributeProto[] = [], out = n.name, name = n.name): string => {
+    const node = (opType: string, inputs: string[], attribute: AttributeProto[] = [], out = val(n.name), name = n.name): string => {
       nodes.push({ name, opType, input: inputs, output: [out], attribute });
       return out;
     };
-    orders.set(n.name, null);
     switch (n.kind) {
       case 'input':
         input = valueInfo(n.name, n.shape.length === 3 ? [n.shape[2], n.shape[0], n.shape[1]] : n.shape);
@@ -75,12 +84,10 @@ export function irToOnnx(graph: Graph, weights: Weights, opts: OnnxExportOptions
         const c = ni.outputShape[ni.outputShape.length - 1];
         const ps = (['gamma', 'beta', 'movingMean', 'movingVariance'] as const).map((p) => init(p, [c], permuteRows(w(p), 1, order, true)));
         node('BatchNormalization', [x, ...ps], [float('epsilon', n.epsilon), float('momentum', n.momentum)]);
-        orders.set(n.name, order);
         break;
       }
       case 'activation':
-        activation(n, x, node, init);
-        orders.set(n.name, order);
+        activation(n, x, val(n.name), node, init);
         break;
       case 'maxPool': case 'avgPool': {
         const [h, wd] = ni.inputShapes[0];
@@ -92,43 +99,25 @@ export function irToOnnx(graph: Graph, weights: Weights, opts: OnnxExportOptions
       }
       case 'globalAvgPool':
         // GlobalAveragePool keeps [N, C, 1, 1]; the IR's output is [C], hence the Flatten.
-        node('Flatten', [node('GlobalAveragePool', [x], [], `${n.name}/pool`)], [int('axis', 1)], n.name, `${n.name}/flatten`);
+        node('Flatten', [node('GlobalAveragePool', [x], [], `${n.name}/pool`)], [int('axis', 1)], val(n.name), `${n.name}/flatten`);
         break;
-      case 'flatten': {
-        const [h, wd, c] = ni.inputShapes[0];
+      case 'flatten':
         node('Flatten', [x], [int('axis', 1)]);
-        orders.set(n.name, flattenOrder(h, wd, c));
         break;
-      }
-      case 'add': {
-        const os = n.inputs.map((i) => orders.get(i) ?? null);
-        if (os.some((o) => !sameOrder(o, os[0]))) {
-          throw new UnsupportedLayerError(`${where}: node '${n.name}' (add) adds flat volumes flattened from different shapes; ONNX would add them in different element orders`);
-        }
-        node(n.inputs.length === 2 ? 'Add' : 'Sum', n.inputs);
-        orders.set(n.name, os[0]);
+      case 'add':
+        node(n.inputs.length === 2 ? 'Add' : 'Sum', n.inputs.map(val));
         break;
-      }
-      case 'concat': {
-        node('Concat', n.inputs, [int('axis', 1)]);
-        if (ni.outputShape.length === 1) {
-          orders.set(n.name, concatOrders(n.inputs.map((i, k) => ({ order: orders.get(i) ?? null, size: ni.inputShapes[k][0] }))));
-        }
+      case 'concat':
+        node('Concat', n.inputs.map(val), [int('axis', 1)]);
         break;
-      }
-      case 'dropout': {
-        const ratio = init('ratio', [], Float32Array.of(n.rate));
-        node('Dropout', [x, ratio]);
-        orders.set(n.name, order);
+      case 'dropout':
+        node('Dropout', [x, init('ratio', [], Float32Array.of(n.rate))]);
         break;
-      }
       default:
         throw new UnsupportedLayerError(`${where}: node '${(n as Node).name}' has kind '${(n as Node).kind}', which r2r cannot write to ONNX`);
     }
   }
-  if (orders.get(graph.output)) {
-    throw new UnsupportedLayerError(`${where}: output '${graph.output}' is a flattened volume; ONNX would order its elements differently`);
-  }
+  if (softmax) nodes.push({ name: `${graph.output}/softmax`, opType: 'Softmax', input: [val(graph.output)], output: [graph.output], attribute: [int('axis', 1)] });
   return {
     irVersion: 7,
     opsetImport: [{ domain: '', version: ONNX_EXPORT_OPSET }],
@@ -143,10 +132,49 @@ export function irToOnnx(graph: Graph, weights: Weights, opts: OnnxExportOptions
   };
 }
 
+/**
+ * For every flat IR value, the order ONNX holds its elements in: ONNX element j is IR element
+ * order[j] (null: the same order). Flatten sets it, channel-wise ops keep it, concat joins it;
+ * an add of two differently ordered volumes, or a flattened volume as the output, has no ONNX
+ * form with the same function.
+ */
+function flatOrders(graph: Graph, info: GraphInfo): { orders: Map<string, Int32Array | null>; problems: string[] } {
+  const orders = new Map<string, Int32Array | null>();
+  const problems: string[] = [];
+  for (const n of graph.nodes) {
+    const ni = info.nodes.get(n.name)!;
+    const first = n.inputs.length ? orders.get(n.inputs[0]) ?? null : null;
+    let order: Int32Array | null = null;
+    switch (n.kind) {
+      case 'flatten': {
+        const [h, w, c] = ni.inputShapes[0];
+        order = flattenOrder(h, w, c);
+        break;
+      }
+      case 'batchNorm': case 'activation': case 'dropout':
+        order = first;
+        break;
+      case 'add':
+        if (n.inputs.some((i) => !sameOrder(orders.get(i) ?? null, first))) {
+          problems.push(`node '${n.name}' (add) adds flat volumes flattened from different shapes, whose elements ONNX orders differently`);
+        }
+        order = first;
+        break;
+      case 'concat':
+        if (ni.outputShape.length === 1) order = concatOrders(n.inputs.map((i, k) => ({ order: orders.get(i) ?? null, size: ni.inputShapes[k][0] })));
+        break;
+    }
+    orders.set(n.name, order);
+  }
+  if (orders.get(graph.output)) problems.push(`output '${graph.output}' is a flattened volume, whose elements ONNX orders differently`);
+  return { orders, problems };
+}
+
 type Emit = (opType: string, inputs: string[], attribute?: AttributeProto[], out?: string, name?: string) => string;
 type Init = (p: string, dims: number[], data: Float32Array) => string;
 
-function activation(n: Extract<Node, { kind: 'activation' }>, x: string, node: Emit, init: Init): void {
+/** Writes one activation from x to the value `out`. */
+function activation(n: Extract<Node, { kind: 'activation' }>, x: string, out: string, node: Emit, init: Init): void {
   const scalar = (p: string, v: number): string => init(p, [], Float32Array.of(v));
   switch (n.fn) {
     case 'relu': node('Relu', [x]); return;
@@ -163,7 +191,7 @@ function activation(n: Extract<Node, { kind: 'activation' }>, x: string, node: E
       const erf = node('Erf', [div], [], `${n.name}/erf`);
       const add = node('Add', [erf, scalar('one', 1)], [], ...part('add'));
       const mul = node('Mul', [x, add], [], ...part('mul'));
-      node('Mul', [mul, scalar('half', 0.5)], [], n.name, `${n.name}/half`);
+      node('Mul', [mul, scalar('half', 0.5)], [], out, `${n.name}/half`);
       return;
     }
   }

@@ -22,13 +22,18 @@ export interface OnnxImportOptions {
   where?: string;
 }
 
-export interface ImportedModel { graph: Graph; weights: Weights }
+export interface ImportedModel {
+  graph: Graph;
+  weights: Weights;
+  /** The model ended in a Softmax after the logits (the IR's output); writeOnnx can put it back. */
+  outputActivation?: 'softmax';
+}
 
 /** ONNX op types the importer maps onto the IR (Constant and Cast only on constants). */
 export const ONNX_IMPORT_OPS: readonly string[] = [
   'Conv', 'Gemm', 'MatMul', 'BatchNormalization', 'Relu', 'Sigmoid', 'Tanh', 'LeakyRelu', 'Elu', 'Clip',
   'Gelu', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'ReduceMean', 'Flatten', 'Reshape', 'Add', 'Sum',
-  'Concat', 'Dropout', 'Identity', 'Pad', 'Constant', 'Cast',
+  'Concat', 'Dropout', 'Identity', 'Pad', 'Softmax', 'Constant', 'Cast',
 ];
 
 /** An ONNX value as the IR holds it. `rank` is the ONNX rank (4: NCHW, 2: [N, F]). */
@@ -128,6 +133,7 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
   vals.set(inp.name!, { node: inputName, rank: dims.length, shape: inShape, order: null });
 
   const fusedAdds = new Set<NodeProto>();
+  let outputActivation: 'softmax' | undefined;
 
   nodes.forEach((n, index) => {
     const op = isDefault(n) ? n.opType ?? '' : `${n.domain}.${n.opType}`;
@@ -349,6 +355,16 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
       case 'Identity':
         alias(need(ins[0]));
         return;
+      case 'Softmax': {
+        // The IR's output is logits: a final Softmax is kept aside as the output activation.
+        const x = need(ins[0]);
+        if (!outputs.includes(out) || x.rank !== 2) throw new Skip('r2r imports Softmax only as the last op, on [N, K] logits');
+        const axis = attrInt(n, 'axis', opset < 13 ? 1 : -1);
+        if (axis !== 1 && axis !== -1) throw new Skip(`axis=${axis}; a softmax over the classes has axis 1`);
+        outputActivation = 'softmax';
+        alias(x);
+        return;
+      }
       case 'Pad': {
         const x = need(ins[0]);
         const pads = opset < 11 ? attrInts(n, 'pads') ?? [] : ins[1] ? ints(constArg(ins[1], 'pads')) : [];
@@ -424,7 +440,7 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
   const graph: Graph = { format: 'r2r-graph', version: 1, name: opts.name ?? (g.name || 'onnx-model'), nodes: irNodes, output: outNode };
   const info = analyzeGraph(graph);
   validateWeights(graph, weights, where, info);
-  return { graph, weights };
+  return { graph, weights, ...(outputActivation ? { outputActivation } : {}) };
 }
 
 /** PyTorch's exact GELU, `x * 0.5 * (1 + erf(x / sqrt 2))`, exported before opset 20's Gelu op. */

@@ -14,7 +14,7 @@ import { decodeModel, encodeModel } from './proto.ts';
 
 export { ONNX_IMPORT_OPS } from './import.ts';
 export type { ImportedModel, OnnxImportOptions } from './import.ts';
-export { ONNX_EXPORT_OPSET } from './export.ts';
+export { ONNX_EXPORT_OPSET, onnxExportProblems } from './export.ts';
 export type { OnnxExportOptions } from './export.ts';
 
 /** Imports a serialized ONNX model (NCHW, as PyTorch exports it) into the IR (NHWC). */
@@ -22,7 +22,10 @@ export function readOnnx(bytes: Uint8Array, opts: OnnxImportOptions = {}): Impor
   return onnxToIR(decodeModel(bytes, opts.where), opts);
 }
 
-/** Serializes an IR graph and its weights as an ONNX model (opset 13, NCHW input). */
+/**
+ * Serializes an IR graph and its weights as an ONNX model (opset 13, NCHW input). Pass
+ * `{outputActivation: 'softmax'}` to end in a Softmax, as `readOnnx` reports the source did.
+ */
 export function writeOnnx(graph: Graph, weights: Weights, opts: OnnxExportOptions = {}): Uint8Array {
   return encodeModel(irToOnnx(graph, weights, opts));
 }

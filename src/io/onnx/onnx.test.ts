@@ -15,7 +15,7 @@ import { forwardReference } from '../../reference/execute.ts';
 import { Rng } from '../../rng.ts';
 import { randomBatch } from '../../verify.ts';
 import { nhwcToNchw, runOnnx } from '../../../test/helpers/onnx_runtime.ts';
-import { readOnnx, writeOnnx, writeOnnxFile } from './index.ts';
+import { onnxExportProblems, readOnnx, writeOnnx, writeOnnxFile } from './index.ts';
 import { flattenOrder, floatTensor, hwioToOihw, oihwToHwio } from './layout.ts';
 import { AttrType, DataType, encodeModel, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.ts';
 import { ONNX_SCHEMA } from './schema.ts';
@@ -94,6 +94,26 @@ describe('ONNX export in ONNX Runtime matches the reference executor; import rea
       assert.ok(compareLogits(ref, forwardReference(back.graph, back.weights, x, 3, { training: false })).relDiff <= 1e-6);
     });
   }
+  it('a final Softmax: written on request, read back as the output activation, logits unchanged', async () => {
+    const graph = zooModel('mlp', { width: 0.125 });
+    const weights = initWeights(graph, new Rng(0));
+    const n = 2;
+    const x = randomBatch([32, 32, 3], n, new Rng(3));
+    const bytes = writeOnnx(graph, weights, { outputActivation: 'softmax' });
+    const probs = await runOnnx(bytes, nhwcToNchw(x, n, [32, 32, 3]), [n, 3, 32, 32], { input: 'input', output: graph.output });
+    const logits = forwardReference(graph, weights, x, n, { training: false });
+    const k = logits.length / n;
+    for (let b = 0; b < n; b++) {
+      const row = logits.subarray(b * k, (b + 1) * k);
+      const z = row.reduce((s, v) => s + Math.exp(v), 0);
+      row.forEach((v, i) => assert.ok(Math.abs(Math.exp(v) / z - probs[b * k + i]) < 1e-6));
+    }
+    const back = readOnnx(bytes);
+    assert.equal(back.outputActivation, 'softmax');
+    assert.equal(back.graph.output, graph.output);
+    assert.deepEqual(forwardReference(back.graph, back.weights, x, n, { training: false }), logits);
+    assert.equal(readOnnx(writeOnnx(graph, weights)).outputActivation, undefined);
+  });
   it('counterpart: a changed weight shows in ONNX Runtime', async () => {
     const graph = zooModel('small-conv', { width: 0.5 });
     const weights = initWeights(graph, new Rng(0));
@@ -195,6 +215,8 @@ describe('ONNX export errors', () => {
     const dir = mkdtempSync(join(tmpdir(), 'r2r-onnx-'));
     try {
       const path = join(dir, 'mixed.onnx');
+      assert.equal(onnxExportProblems(graph).length, 1);
+      assert.deepEqual(onnxExportProblems(zooModel('small-conv')), []);
       assert.throws(() => writeOnnxFile(path, graph, initWeights(graph, new Rng(0))), (e: unknown) => e instanceof R2RError && e.code === 'R2R_UNSUPPORTED_LAYER' && /node 'add1'/.test(e.message));
       assert.equal(existsSync(path), false);
     } finally { rmSync(dir, { recursive: true, force: true }); }
