@@ -40,7 +40,8 @@ function functionalModel(): tf.LayersModel {
 /** A Sequential MLP-and-conv model, as a tfjs tutorial builds one (auto-named layers). */
 function sequentialModel(): tf.Sequential {
   const m = tf.sequential();
-  m.add(tf.layers.conv2d({ inputShape: [6, 6, 2], filters: 4, kernelSize: 3, activation: 'relu' }));
+  m.add(tf.layers.zeroPadding2d({ inputShape: [6, 6, 2], padding: [[1, 0], [0, 2]] }));
+  m.add(tf.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu' }));
   m.add(tf.layers.batchNormalization({ momentum: 0.5 }));
   m.add(tf.layers.flatten());
   m.add(tf.layers.dense({ units: 12, activation: 'relu6' }));
@@ -106,6 +107,7 @@ for (const [label, make, inShape, classes] of [
     const dir = tmp();
     await m.save(fileSystem(join(dir, 'model.json')));
     const t = await readTfjs(join(dir, 'model.json'));
+    if (label === 'Sequential') assert.deepEqual((t.graph.nodes[1] as { padding: unknown }).padding, [1, 0, 0, 2], 'ZeroPadding2D + Conv2D is one conv');
     const x = randomBatch([...inShape], 6, new Rng(3));
     const before = predict(m, x, [6, ...inShape]);
 

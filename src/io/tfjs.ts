@@ -52,6 +52,7 @@ const ACTIVATIONS: Record<string, ActivationFn | null> = {
 const SUPPORTED = [
   'InputLayer', 'Conv2D', 'Dense', 'BatchNormalization', 'Activation', 'ReLU', 'LeakyReLU', 'ELU', 'Softmax',
   'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'Flatten', 'Add', 'Concatenate', 'Dropout',
+  'ZeroPadding2D', // only in front of a 'valid' Conv2D: the pair is one conv with explicit padding
 ];
 
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -178,6 +179,19 @@ function unsupportedReason(l: RawLayer, isOutput: boolean): string | undefined {
       return own(c, 'noise_shape') == null ? undefined : 'noise_shape';
     case 'GlobalAveragePooling2D':
       return own(c, 'keepdims') ? 'keepdims' : undefined;
+    case 'ZeroPadding2D':
+      return zeroPads(own(c, 'padding')) ? undefined : `padding ${JSON.stringify(own(c, 'padding'))}`;
+  }
+  return undefined;
+}
+
+/** ZeroPadding2D's padding as [top, bottom, left, right], or undefined when malformed. */
+function zeroPads(p: unknown): [number, number, number, number] | undefined {
+  const nat = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0;
+  if (nat(p)) return [p, p, p, p];
+  if (Array.isArray(p) && p.length === 2 && nat(p[0]) && nat(p[1])) return [p[0], p[0], p[1], p[1]];
+  if (Array.isArray(p) && p.length === 2 && p.every((q) => Array.isArray(q) && q.length === 2 && q.every(nat))) {
+    return [p[0][0], p[0][1], p[1][0], p[1][1]];
   }
   return undefined;
 }
@@ -218,7 +232,13 @@ export function topologyToGraph(topology: unknown, file = 'model.json'): { graph
   }
 
   for (const l of layers) {
-    const why = unsupportedReason(l, l.name === output);
+    let why = unsupportedReason(l, l.name === output);
+    if (!why && l.className === 'ZeroPadding2D') {
+      const users = layers.filter((u) => u.inputs.includes(l.name));
+      if (l.name === output || users.length !== 1 || users[0].className !== 'Conv2D' || own(users[0].config, 'padding') !== 'valid') {
+        why = "only supported as the sole input of a Conv2D with padding 'valid'";
+      }
+    }
     if (why) problems.push(`${l.className} '${l.name}': ${why}`);
     for (const i of l.inputs) if (!byName.has(i)) problems.push(`${l.className} '${l.name}' reads '${i}', which is not a layer of the model`);
   }
@@ -232,6 +252,7 @@ export function topologyToGraph(topology: unknown, file = 'model.json'): { graph
   const outNode = new Map<string, string>();
   const params = new Map<string, { layer: string; param: string; transform?: 'ones' | 'zeros' }[]>();
   const pending: { layer: RawLayer; axis: number; node: string }[] = [];
+  const pads = new Map<string, { pads: [number, number, number, number]; input: string }>();
   const num = (l: RawLayer, k: string, dflt: number): number => {
     const v = own(l.config, k) ?? dflt;
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new CheckpointError(`${file}: ${l.className} '${l.name}': ${k} must be a number, got ${JSON.stringify(v)}`);
@@ -257,12 +278,16 @@ export function topologyToGraph(topology: unknown, file = 'model.json'): { graph
         nodes.push({ kind: 'input', name: l.name, inputs: [], shape: s.slice(1) as number[] });
         break;
       }
+      case 'ZeroPadding2D':
+        pads.set(l.name, { pads: zeroPads(own(l.config, 'padding'))!, input: inputs[0] });
+        break;
       case 'Conv2D': {
         const filters = num(l, 'filters', NaN);
         const useBias = bool(l, 'use_bias', true);
+        const pad = pads.get(l.inputs[0]);
         nodes.push({
-          kind: 'conv2d', name: l.name, inputs, filters, kernelSize: pair(own(l.config, 'kernel_size'), 'kernel_size', where),
-          strides: pair(own(l.config, 'strides') ?? 1, 'strides', where), padding: own(l.config, 'padding') as Padding, useBias,
+          kind: 'conv2d', name: l.name, inputs: pad ? [pad.input] : inputs, filters, kernelSize: pair(own(l.config, 'kernel_size'), 'kernel_size', where),
+          strides: pair(own(l.config, 'strides') ?? 1, 'strides', where), padding: pad ? pad.pads : own(l.config, 'padding') as Padding, useBias,
         });
         params.set(l.name, [{ layer: l.name, param: 'kernel' }, ...(useBias ? [{ layer: l.name, param: 'bias' }] : [])]);
         fused = (own(l.config, 'activation') as string | null | undefined) ?? null;
