@@ -9,6 +9,7 @@ import * as data from './commands/data.ts';
 import * as experiment from './commands/experiment.ts';
 import * as filters from './commands/filters.ts';
 import * as inspect from './commands/inspect.ts';
+import * as modelFile from './commands/model_file.ts';
 import * as report from './commands/report.ts';
 import * as train from './commands/train.ts';
 import * as verify from './commands/verify.ts';
@@ -22,7 +23,7 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
-  for (const m of [inspect, verify, train, experiment, data, report, filters]) m.register(program);
+  for (const m of [inspect, verify, modelFile, train, experiment, data, report, filters]) m.register(program);
   return program;
 }
 
