@@ -10,6 +10,7 @@ import { UsageError } from '../errors.ts';
 import type { Graph, Weights } from '../ir/types.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { isCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { onnxExportProblems } from './onnx/export.ts';
 import { tfjsExportProblems, tfjsOutputs } from './tfjs_support.ts';
 
 /** A model as a format reads or writes it. */
@@ -129,3 +130,19 @@ registerFormat({
   write: async (p, m) => (await import('./tfjs.ts')).writeTfjs(p, m),
   outputs: tfjsOutputs,
 });
+
+// ONNX model file, as torch.onnx.export writes it (NCHW). The codec (protobufjs) loads lazily;
+// the pre-flight check does not need it.
+registerFormat(singleFileFormat({
+  name: 'onnx',
+  extension: '.onnx',
+  description: 'ONNX model (.onnx, NCHW, e.g. from torch.onnx.export)',
+  load: async () => {
+    const onnx = await import('./onnx/index.ts');
+    return {
+      decode: (bytes, path) => onnx.readOnnx(bytes, { where: path, name: basename(path).replace(/\.onnx$/i, '') }),
+      encode: (m) => onnx.writeOnnx(m.graph, m.weights, m.outputActivation ? { outputActivation: m.outputActivation } : {}),
+    };
+  },
+  problems: onnxExportProblems,
+}));

@@ -1,10 +1,10 @@
 // PyTorch -> ONNX -> r2r -> ONNX -> ONNX Runtime: models built and exported by PyTorch
-// (test/fixtures/export_onnx.py, Debian's python3-torch), imported, widened and deepened by r2r,
-// exported, and run in ONNX Runtime, against PyTorch's own outputs.
+// (test/fixtures/export_onnx.py, Debian's python3-torch), imported, widened and deepened by r2r
+// (library and CLI), exported, and run in ONNX Runtime, against PyTorch's own outputs.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readOnnx, readOnnxFile, writeOnnx } from '../../src/io/onnx/index.ts';
@@ -19,6 +19,12 @@ const PYTHON = process.env.R2R_PYTHON ?? '/usr/bin/python3';
 const inCI = process.env.CI === 'true' || process.env.CI === '1';
 const haveTorch = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 const TOL = 1e-5;
+const BIN = join(import.meta.dirname, '../../bin/r2r.js');
+
+function r2r(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', OMP_NUM_THREADS: '1' } });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
 
 interface Fixture { file: string; input: number[]; n: number; x: number[]; logits: number[] }
 
@@ -98,6 +104,31 @@ describe('PyTorch -> ONNX -> r2r -> ONNX Runtime', { skip: !haveTorch && !inCI ?
     same(t, 'r2r import (reference executor) vs ONNX Runtime on the PyTorch file', original, ref(m, f));
     same(t, 'ONNX Runtime: R2R-widened student vs the PyTorch file', original, await studentOrt(widen(m.graph, m.weights, { method: 'r2r', factor: 1.5 }), f));
     same(t, 'ONNX Runtime: R2R-deepened student vs the PyTorch file', original, await studentOrt(deepen(m.graph, m.weights, { method: 'r2r' }), f));
+  });
+
+  test('CLI: r2r widen model.onnx --out wide.onnx --method r2r --factor 1.5, then r2r deepen; ONNX Runtime confirms', async (t) => {
+    const f = fixtures.resnet;
+    const wide = join(dir, 'wide.onnx');
+    const w = r2r('widen', join(dir, f.file), '--out', wide, '--method', 'r2r', '--factor', '1.5');
+    assert.equal(w.code, 0, w.stderr);
+    assert.match(w.stdout, /widen r2r \(onnx -> onnx\)/);
+    assert.match(w.stdout, /inference .*yes +PASS/);
+    same(t, 'ONNX Runtime on the CLI\'s wide.onnx vs PyTorch', f.logits, await ort(wide, f));
+    const deep = join(dir, 'deep.onnx');
+    const d = r2r('deepen', wide, '--out', deep, '--method', 'r2r');
+    assert.equal(d.code, 0, d.stderr);
+    same(t, 'ONNX Runtime on the CLI\'s deep.onnx (widened, then deepened) vs PyTorch', f.logits, await ort(deep, f));
+    assert.equal(r2r('inspect', deep).code, 0);
+  });
+
+  test('CLI: a PyTorch model with ops r2r cannot import gives one error listing them, and writes nothing', () => {
+    const out = join(dir, 'never.onnx');
+    const r = r2r('widen', join(dir, 'unsupported.onnx'), '--out', out, '--method', 'r2r');
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /unsupported op Sin: node '\/Sin'/);
+    assert.match(r.stderr, /Conv '\/grouped\/Conv': group=2/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(existsSync(out), false);
   });
 
   test('branches (concat, ReLU6, LeakyReLU, ELU, Tanh, Sigmoid, GELU, padded average pool, global pool): import, export, widen', async (t) => {

@@ -14,7 +14,7 @@ import { resolveWindow } from '../../ir/shapes.ts';
 import type { Graph, Node, Weights } from '../../ir/types.ts';
 import { validateWeights } from '../../ir/weights.ts';
 import { concatOrders, flattenOrder, floatTensor, hwioToOihw, permuteRows, sameOrder, transpose2d } from './layout.ts';
-import { AttrType, DataType, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.ts';
+import { AttrType, DataType, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './onnx_types.ts';
 
 /** The opset r2r writes: supported by PyTorch >= 1.8 exports and every current ONNX Runtime. */
 export const ONNX_EXPORT_OPSET = 13;

@@ -13,7 +13,7 @@ import { resolveWindow, shapeToString, sizeOf } from '../../ir/shapes.ts';
 import type { ActivationFn, Graph, Node, Padding, Tensor, Weights } from '../../ir/types.ts';
 import { validateWeights } from '../../ir/weights.ts';
 import { concatOrders, flattenOrder, oihwToHwio, permuteRows, sameOrder, tensorValues, transpose2d } from './layout.ts';
-import { AttrType, DataType, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.ts';
+import { AttrType, DataType, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './onnx_types.ts';
 
 export interface OnnxImportOptions {
   /** Graph name (default: the ONNX graph's name). */
@@ -148,7 +148,12 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
       outs.forEach((o) => poisoned.add(o));
       return;
     }
-    if ((n.input ?? []).some((i) => poisoned.has(i))) { outs.forEach((o) => poisoned.add(o)); return; }
+    if ((n.input ?? []).some((i) => poisoned.has(i))) {
+      // Downstream of a problem: what can be checked without the input is still reported.
+      try { attributeChecks(n, op); } catch (e) { if (!(e instanceof Skip)) throw e; problems.push(`${label}: ${e.message}`); }
+      outs.forEach((o) => poisoned.add(o));
+      return;
+    }
     try {
       convert(n, op);
     } catch (e) {
@@ -168,6 +173,7 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
       vals.set(outName, { ...v, node: node.name });
     };
     const alias = (v: Val): void => { vals.set(out, v); };
+    attributeChecks(n, op);
     const unusedOutputs = (what: string): void => {
       const extra = (n.output ?? []).slice(1).filter((o) => o && uses(o) > 0);
       if (extra.length) throw new Skip(`its ${what} output${extra.length > 1 ? 's' : ''} ${extra.map((o) => `'${o}'`).join(', ')} ${extra.length > 1 ? 'are' : 'is'} used; r2r imports only the first output`);
@@ -179,9 +185,7 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
         const w = constArg(ins[1], 'weight');
         if (w.dims.length !== 4) throw new Skip(`weight must be 4-D [O, I, kh, kw] (2-D convolution), got ${shapeToString(w.dims)}`);
         const [o, i, kh, kw] = w.dims;
-        if (attrInt(n, 'group', 1) !== 1) throw new Skip(`group=${attrInt(n, 'group', 1)} (grouped or depthwise convolution) is not supported`);
         if (i !== x.shape[2]) throw new Skip(`weight reads ${i} input channels, the input has ${x.shape[2]}`);
-        ones(n, 'dilations');
         const strides = pair(n, 'strides', [1, 1]);
         const padding = windowPadding(n, [kh, kw], strides, x.shape);
         const nm = name();
@@ -208,36 +212,13 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
       }
       case 'Relu': case 'Sigmoid': case 'Tanh': case 'LeakyRelu': case 'Elu': case 'Clip': case 'Gelu': {
         const x = need(ins[0]);
-        let fn: ActivationFn;
-        let alpha: number | undefined;
-        if (op === 'Relu') fn = 'relu';
-        else if (op === 'Sigmoid') fn = 'sigmoid';
-        else if (op === 'Tanh') fn = 'tanh';
-        else if (op === 'LeakyRelu') { fn = 'leakyRelu'; alpha = attrFloat(n, 'alpha', 0.01); }
-        else if (op === 'Elu') {
-          fn = 'elu';
-          const a = attrFloat(n, 'alpha', 1);
-          if (a !== 1) throw new Skip(`alpha=${a}; r2r's elu has alpha 1`);
-        } else if (op === 'Gelu') {
-          const approx = attrString(n, 'approximate', 'none');
-          if (approx !== 'none') throw new Skip(`approximate='${approx}'; r2r's gelu is the exact erf form`);
-          fn = 'gelu';
-        } else {
-          const [lo, hi] = opset < 11
-            ? [attrFloat(n, 'min', -Infinity), attrFloat(n, 'max', Infinity)]
-            : [ins[1] ? scalar(ins[1], 'min') : -Infinity, ins[2] ? scalar(ins[2], 'max') : Infinity];
-          if (lo === 0 && hi === 6) fn = 'relu6';
-          else if (lo === 0 && hi === Infinity) fn = 'relu';
-          else throw new Skip(`clips to [${lo}, ${hi}]; r2r imports Clip only as relu6 [0, 6] or relu [0, inf)`);
-        }
-        emit({ kind: 'activation', name: name(), inputs: [x.node], fn, ...(alpha !== undefined ? { alpha } : {}) }, x);
+        emit({ kind: 'activation', name: name(), inputs: [x.node], ...activationOf(n, op) }, x);
         return;
       }
       case 'MaxPool': case 'AveragePool': {
         const x = spatialVal(ins[0]);
         const kernel = pair(n, 'kernel_shape', undefined);
         const strides = pair(n, 'strides', [1, 1]);
-        ones(n, 'dilations');
         const padding = windowPadding(n, kernel, strides, x.shape);
         if (attrInt(n, 'ceil_mode', 0) === 1 && typeof padding !== 'string') {
           // ceil_mode changes nothing when the windows tile the padded input exactly.
@@ -290,7 +271,6 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
         const b = constArg(ins[1], 'weight');
         if (b.dims.length !== 2) throw new Skip(`weight must be 2-D, got ${shapeToString(b.dims)}`);
         const trans = op === 'Gemm' && attrInt(n, 'transB', 0) === 1;
-        if (op === 'Gemm' && attrInt(n, 'transA', 0) !== 0) throw new Skip('transA=1 is not supported');
         const [k, units] = trans ? [b.dims[1], b.dims[0]] : b.dims;
         if (k !== x.shape[0]) throw new Skip(`weight reads ${k} features, input '${ins[0]}' has ${x.shape[0]}`);
         const alpha = op === 'Gemm' ? attrFloat(n, 'alpha', 1) : 1;
@@ -374,6 +354,50 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
       }
     }
     throw new Skip('not handled');
+  }
+
+  /** Checks that need no input shape, so they also run downstream of another problem. */
+  function attributeChecks(n: NodeProto, op: string): void {
+    switch (op) {
+      case 'Conv':
+        if (attrInt(n, 'group', 1) !== 1) throw new Skip(`group=${attrInt(n, 'group', 1)} (grouped or depthwise convolution) is not supported`);
+        ones(n, 'dilations');
+        return;
+      case 'MaxPool': case 'AveragePool':
+        ones(n, 'dilations');
+        return;
+      case 'Gemm':
+        if (attrInt(n, 'transA', 0) !== 0) throw new Skip('transA=1 is not supported');
+        return;
+      case 'Relu': case 'Sigmoid': case 'Tanh': case 'LeakyRelu': case 'Elu': case 'Clip': case 'Gelu':
+        activationOf(n, op);
+        return;
+    }
+  }
+  function activationOf(n: NodeProto, op: string): { fn: ActivationFn; alpha?: number } {
+    const ins = n.input ?? [];
+    switch (op) {
+      case 'Relu': return { fn: 'relu' };
+      case 'Sigmoid': return { fn: 'sigmoid' };
+      case 'Tanh': return { fn: 'tanh' };
+      case 'LeakyRelu': return { fn: 'leakyRelu', alpha: attrFloat(n, 'alpha', 0.01) };
+      case 'Elu': {
+        const a = attrFloat(n, 'alpha', 1);
+        if (a !== 1) throw new Skip(`alpha=${a}; r2r's elu has alpha 1`);
+        return { fn: 'elu' };
+      }
+      case 'Gelu': {
+        const approx = attrString(n, 'approximate', 'none');
+        if (approx !== 'none') throw new Skip(`approximate='${approx}'; r2r's gelu is the exact erf form`);
+        return { fn: 'gelu' };
+      }
+    }
+    const [lo, hi] = opset < 11
+      ? [attrFloat(n, 'min', -Infinity), attrFloat(n, 'max', Infinity)]
+      : [ins[1] ? scalar(ins[1], 'min') : -Infinity, ins[2] ? scalar(ins[2], 'max') : Infinity];
+    if (lo === 0 && hi === 6) return { fn: 'relu6' };
+    if (lo === 0 && hi === Infinity) return { fn: 'relu' };
+    throw new Skip(`clips to [${lo}, ${hi}]; r2r imports Clip only as relu6 [0, 6] or relu [0, inf)`);
   }
 
   function need(name: string | undefined): Val {

@@ -5,7 +5,7 @@
  */
 import { ModelFormatError } from '../../errors.ts';
 import { sizeOf, shapeToString } from '../../ir/shapes.ts';
-import { DataType, type TensorProto } from './proto.ts';
+import { DataType, type TensorProto } from './onnx_types.ts';
 
 /** ONNX conv weight `[O, I, kh, kw]` to the IR's `[kh, kw, I, O]`. */
 export function oihwToHwio(w: Float32Array, [o, i, kh, kw]: number[]): Float32Array {

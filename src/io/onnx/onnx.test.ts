@@ -17,7 +17,8 @@ import { randomBatch } from '../../verify.ts';
 import { nhwcToNchw, runOnnx } from '../../../test/helpers/onnx_runtime.ts';
 import { onnxExportProblems, readOnnx, writeOnnx, writeOnnxFile } from './index.ts';
 import { flattenOrder, floatTensor, hwioToOihw, oihwToHwio } from './layout.ts';
-import { AttrType, DataType, encodeModel, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.ts';
+import { AttrType, DataType, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './onnx_types.ts';
+import { encodeModel } from './proto.ts';
 import { ONNX_SCHEMA } from './schema.ts';
 
 /** Every IR node kind and activation; asymmetric 'same' pads; BN and concat on flattened volumes. */
