@@ -442,7 +442,8 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
     return [p[0], p[2], p[1], p[3]];
   }
 
-  for (const [op, names] of unsupported) problems.unshift(`unsupported op ${op}: node${names.length > 1 ? 's' : ''} ${names.join(', ')}`);
+  problems.unshift(...[...unsupported].map(([op, names]) => `unsupported op ${op}: node${names.length > 1 ? 's' : ''} ${names.join(', ')}`));
+  const hint = unsupported.has('Shape') ? '\n(Shape and Gather come from x.view(x.size(0), -1) under dynamic_axes; PyTorch exports torch.flatten(x, 1) as one Flatten)' : '';
   if (outputs.length !== 1) problems.push(`the model has ${outputs.length} outputs (${outputs.map((o) => `'${o}'`).join(', ')}); r2r imports models with one output`);
   const outVal = vals.get(outputs[0]);
   if (problems.length === 0) {
@@ -451,7 +452,7 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
     else if (outVal.node === inputName) problems.push(`output '${outputs[0]}' is the input itself`);
   }
   if (problems.length) {
-    throw new UnsupportedLayerError(`${where}: cannot import ${problems.length === 1 ? 'this model' : `this model (${problems.length} problems)`}; nothing was converted:\n  ${problems.join('\n  ')}\n(r2r imports the ONNX ops ${ONNX_IMPORT_OPS.join(', ')})`);
+    throw new UnsupportedLayerError(`${where}: cannot import ${problems.length === 1 ? 'this model' : `this model (${problems.length} problems)`}; nothing was converted:\n  ${problems.join('\n  ')}${hint}\n(r2r imports the ONNX ops ${ONNX_IMPORT_OPS.join(', ')})`);
   }
 
   // The logits node takes the ONNX output's name, so an export writes the same output name.
