@@ -6,6 +6,7 @@ import ort from 'onnxruntime-node';
 
 /** Output of a one-input, one-output model for an NCHW (or [N, F]) batch; names are checked. */
 export async function runOnnx(model: Uint8Array | string, x: Float32Array, dims: number[], names?: { input: string; output: string }): Promise<Float32Array> {
+  // Two calls because create() is overloaded per argument type.
   const session = typeof model === 'string'
     ? await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1 })
     : await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1 });

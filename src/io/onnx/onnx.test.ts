@@ -165,6 +165,25 @@ describe('ONNX import of hand-built graphs', () => {
     assert.ok(d.relDiff <= 1e-5, `relDiff ${d.relDiff}`);
   });
 
+  it('SAME_LOWER conv, ceil_mode pool that adds no window, zero Pad, ReduceMean over H, W, Sum, Gemm with alpha/beta and no transB', async () => {
+    const bytes = onnxModel([3, 7, 7], [
+      { name: 'conv', opType: 'Conv', input: ['x', 'W', 'b'], output: ['c'], attribute: [attrs.str('auto_pad', 'SAME_LOWER'), attrs.ints('strides', [2, 2])] },
+      { name: 'pool', opType: 'MaxPool', input: ['c'], output: ['p'], attribute: [attrs.ints('kernel_shape', [2, 2]), attrs.ints('strides', [2, 2]), attrs.int('ceil_mode', 1)] },
+      { name: 'pad', opType: 'Pad', input: ['p', 'pads'], output: ['q'] },
+      { name: 'mean', opType: 'ReduceMean', input: ['q'], output: ['m'], attribute: [attrs.ints('axes', [-1, 2]), attrs.int('keepdims', 0)] },
+      { name: 'sum', opType: 'Sum', input: ['m', 'm', 'm'], output: ['s'] },
+      { name: 'gemm', opType: 'Gemm', input: ['s', 'Wg', 'C'], output: ['out'], attribute: [{ name: 'alpha', type: AttrType.FLOAT, f: 0.5 }, { name: 'beta', type: AttrType.FLOAT, f: 2 }] },
+    ], [floatTensor('W', [4, 3, 2, 2], rand(48, 1)), floatTensor('b', [4], rand(4, 2)), { name: 'pads', dims: [8], dataType: DataType.INT64, int64Data: [0, 0, 0, 0, 0, 0, 0, 0] },
+      floatTensor('Wg', [4, 5], rand(20, 3)), floatTensor('C', [1, 5], rand(5, 4))], 'out');
+    const { graph, weights } = readOnnx(bytes);
+    assert.deepEqual(graph.nodes.map((n) => n.kind), ['input', 'conv2d', 'maxPool', 'globalAvgPool', 'add', 'dense']);
+    const n = 2;
+    const x = randomBatch([7, 7, 3], n, new Rng(5));
+    const ort = await runOnnx(bytes, nhwcToNchw(x, n, [7, 7, 3]), [n, 3, 7, 7], { input: 'x', output: 'out' });
+    const d = compareLogits(ort, forwardReference(graph, weights, x, n, { training: false }));
+    assert.ok(d.relDiff <= 1e-5, `relDiff ${d.relDiff}`);
+  });
+
   it('one error lists every unsupported op type and node, and attributes r2r cannot map', () => {
     const bytes = onnxModel([3, 8, 8], [
       { name: 's1', opType: 'Sin', input: ['x'], output: ['a'] },
