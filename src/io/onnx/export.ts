@@ -147,8 +147,8 @@ function flatOrders(graph: Graph, info: GraphInfo): { orders: Map<string, Int32A
     let order: Int32Array | null = null;
     switch (n.kind) {
       case 'flatten': {
-        const [h, w, c] = ni.inputShapes[0];
-        order = flattenOrder(h, w, c);
+        const shape = ni.inputShapes[0];
+        order = shape.length === 3 ? flattenOrder(shape[0], shape[1], shape[2]) : first;
         break;
       }
       case 'batchNorm': case 'activation': case 'dropout':

@@ -260,9 +260,11 @@ export function onnxToIR(model: ModelProto, opts: OnnxImportOptions = {}): Impor
           const ok = shape.length === 2 && (a === 0 || a === -1 || (a === batchDim && a > 0)) && (b === size || (b === -1 && a !== -1));
           if (!ok) throw new Skip(`reshapes to [${shape.join(', ')}]; r2r imports Reshape only to [N, ${size}] (flattening), e.g. [-1, ${size}] or [0, -1]`);
         }
-        if (x.shape.length === 1) { alias({ ...x, rank: 2 }); return; }
-        const [h, w, c] = x.shape;
-        emit({ kind: 'flatten', name: name(), inputs: [x.node] }, { rank: 2, shape: [size], order: flattenOrder(h, w, c) });
+        // [N, C, 1, 1] after global pooling is the IR's [C] already (r2r's export writes its
+        // globalAvgPool as GlobalAveragePool + Flatten).
+        if (x.rank === 4 && x.shape.length === 1) { alias({ ...x, rank: 2 }); return; }
+        const order = x.shape.length === 3 ? flattenOrder(x.shape[0], x.shape[1], x.shape[2]) : x.order;
+        emit({ kind: 'flatten', name: name(), inputs: [x.node] }, { rank: 2, shape: [size], order });
         return;
       }
       case 'Gemm': case 'MatMul': {

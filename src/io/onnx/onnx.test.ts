@@ -33,7 +33,7 @@ function everyOp(): Graph {
   const p = b.maxPool(cat, 2, { stride: 2, padding: 'same' });
   const q = b.avgPool(cat, 3, { stride: 2, padding: 'same' });
   const f = b.batchNorm(b.flatten(b.activation(b.add([p, q]), 'tanh')));
-  const g = b.activation(b.globalAvgPool(cat), 'sigmoid');
+  const g = b.flatten(b.activation(b.globalAvgPool(cat), 'sigmoid')); // flatten of a flat volume
   const d = b.dropout(b.activation(b.dense(b.concat([f, g]), 12), 'gelu'), 0.3);
   const graph = b.build(b.dense(d, 5, { name: 'logits' }));
   const leaky = graph.nodes.find((n) => n.name === 'leaky');
