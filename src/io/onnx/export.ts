@@ -11,10 +11,14 @@
 import { UnsupportedLayerError } from '../../errors.ts';
 import { analyzeGraph, type GraphInfo } from '../../ir/graph.ts';
 import { resolveWindow } from '../../ir/shapes.ts';
-import type { Graph, Node, Weights } from '../../ir/types.ts';
+import type { Graph, Node, NodeKind, Weights } from '../../ir/types.ts';
 import { validateWeights } from '../../ir/weights.ts';
 import { concatOrders, flattenOrder, floatTensor, hwioToOihw, permuteRows, sameOrder, transpose2d } from './layout.ts';
 import { AttrType, DataType, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './onnx_types.ts';
+
+const EXPORTED_KINDS: ReadonlySet<string> = new Set<NodeKind>([
+  'input', 'conv2d', 'dense', 'batchNorm', 'activation', 'maxPool', 'avgPool', 'globalAvgPool', 'flatten', 'add', 'concat', 'dropout',
+]);
 
 /** The opset r2r writes: supported by PyTorch >= 1.8 exports and every current ONNX Runtime. */
 export const ONNX_EXPORT_OPSET = 13;
@@ -145,6 +149,9 @@ function flatOrders(graph: Graph, info: GraphInfo): { orders: Map<string, Int32A
     const ni = info.nodes.get(n.name)!;
     const first = n.inputs.length ? orders.get(n.inputs[0]) ?? null : null;
     let order: Int32Array | null = null;
+    if (!EXPORTED_KINDS.has(n.kind)) problems.push(`node '${n.name}' has kind '${n.kind}', which r2r does not write to ONNX`);
+    // Dense and the flat ops are written for [N, F] tensors; the IR's inputs are [F] or [H, W, C].
+    if (n.kind === 'dense' && ni.inputShapes[0].length !== 1) problems.push(`node '${n.name}' (dense) reads a rank-${ni.inputShapes[0].length} input; r2r writes dense layers on flat inputs only`);
     switch (n.kind) {
       case 'flatten': {
         const shape = ni.inputShapes[0];
