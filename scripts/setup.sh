@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything r2r needs on a fresh Debian/Ubuntu machine, and does nothing that is
 # already done: npm packages, Debian's libtorch-dev (native engine), libopenblas0-pthread (an
-# optimized BLAS for libtorch's dense layers) and chromium (report tests), then builds the
-# native libtorch addon only when its sources, libtorch or Node changed. Safe to run repeatedly.
+# optimized BLAS for libtorch's dense layers), chromium (report tests) and python3-torch (PyTorch
+# for Python, large: 46 MB of its own plus numpy, sympy and more; it exports the models of the
+# PyTorch -> ONNX tests and runs the PyTorch side of `npm run bench`), then builds the native
+# libtorch addon only when its sources, libtorch or Node changed. Safe to run repeatedly.
 #   R2R_SKIP_APT=1    do not install Debian packages (the native engine then stays unavailable
-#                     and r2r falls back to TensorFlow.js)
+#                     and r2r falls back to TensorFlow.js; outside CI the PyTorch tests skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,7 @@ if [ "${R2R_SKIP_APT:-0}" != 1 ]; then
   # slower than OpenBLAS for dense layers. Installing this makes OpenBLAS that libblas.so.3.
   [ -n "${LIBTORCH:-}" ] || dpkg -s libopenblas0-pthread >/dev/null 2>&1 || want+=(libopenblas0-pthread)
   dpkg -s chromium >/dev/null 2>&1 || want+=(chromium)
+  dpkg -s python3-torch >/dev/null 2>&1 || want+=(python3-torch)
 fi
 if [ ${#want[@]} -gt 0 ]; then
   sudo=""
@@ -31,6 +34,9 @@ case "$blas" in
   ""|*openblas*|*blis*|*mkl*|*atlas*) ;;
   *) echo "setup: note: libblas.so.3 is $blas (the generic reference BLAS, ~8x slower for dense layers); switch with: sudo update-alternatives --config $alt" ;;
 esac
+# onnxruntime-node (a devDependency: the ONNX tests' runtime) ships its CPU binaries in the npm
+# package; its install script would otherwise download a CUDA add-on, which r2r does not use.
+export ONNXRUNTIME_NODE_INSTALL=skip
 
 # npm ci only when node_modules is missing or older than the lock file.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

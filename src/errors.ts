@@ -8,6 +8,7 @@ export type R2RErrorCode =
   | 'R2R_UNSUPPORTED_LAYER'
   | 'R2R_INVALID_WEIGHTS'
   | 'R2R_CHECKPOINT'
+  | 'R2R_MODEL_FORMAT'
   | 'R2R_TRANSFORM'
   | 'R2R_ENGINE_UNAVAILABLE'
   | 'R2R_ENGINE'
@@ -48,6 +49,10 @@ export class InvalidWeightsError extends R2RError {
 /** A checkpoint file is missing, truncated or inconsistent. */
 export class CheckpointError extends R2RError {
   constructor(message: string, options?: { cause?: unknown }) { super('R2R_CHECKPOINT', message, options); this.name = 'CheckpointError'; }
+}
+/** A model file of another format (ONNX, ...) is malformed, truncated or not that format. */
+export class ModelFormatError extends R2RError {
+  constructor(message: string, options?: { cause?: unknown }) { super('R2R_MODEL_FORMAT', message, options); this.name = 'ModelFormatError'; }
 }
 /** A transform cannot be applied as asked (odd R2R amount, input group, ...). */
 export class TransformError extends R2RError {
@@ -91,6 +96,7 @@ export const EXIT_CODES: Record<R2RErrorCode, number> = {
   R2R_UNSUPPORTED_LAYER: 3,
   R2R_INVALID_WEIGHTS: 4,
   R2R_CHECKPOINT: 4,
+  R2R_MODEL_FORMAT: 4,
   R2R_TRANSFORM: 5,
   R2R_NOT_EXACT: 6,
   R2R_ENGINE_UNAVAILABLE: 7,

@@ -55,11 +55,13 @@ export type { Engine, EngineModel, Batch, OptimizerConfig, OptimizerState, StepR
 export { saveCheckpoint, loadCheckpoint, isCheckpoint } from './io/checkpoint.ts';
 export type { Checkpoint } from './io/checkpoint.ts';
 export { readSafetensors, writeSafetensors, encodeSafetensors, decodeSafetensors } from './io/safetensors.ts';
+export { readOnnx, writeOnnx, readOnnxFile, writeOnnxFile, isOnnxPath, onnxExportProblems, ONNX_IMPORT_OPS, ONNX_EXPORT_OPSET } from './io/onnx/index.ts';
+export type { ImportedModel, OnnxImportOptions, OnnxExportOptions } from './io/onnx/index.ts';
 
 // Errors
 export {
   R2RError, InvalidGraphError, ShapeMismatchError, UnsupportedLayerError, InvalidWeightsError,
-  CheckpointError, TransformError, EngineUnavailableError, DataError, UsageError,
+  CheckpointError, ModelFormatError, TransformError, EngineUnavailableError, DataError, UsageError,
   WeightValuesError, RunExistsError, TooLargeError, FileError, EXIT_CODES,
 } from './errors.ts';
 export type { R2RErrorCode } from './errors.ts';

@@ -9,6 +9,7 @@ import * as data from './commands/data.ts';
 import * as experiment from './commands/experiment.ts';
 import * as filters from './commands/filters.ts';
 import * as inspect from './commands/inspect.ts';
+import * as modelFile from './commands/model_file.ts';
 import * as report from './commands/report.ts';
 import * as sample from './commands/sample.ts';
 import * as train from './commands/train.ts';
@@ -28,7 +29,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(errorLine(str.replace(/^error: /, ''))) })
     .addHelpText('after', HELP_EPILOGUE);
-  for (const m of [inspect, verify, train, experiment, data, report, filters]) m.register(program);
+  for (const m of [inspect, verify, modelFile, train, experiment, data, report, filters]) m.register(program);
   sample.register(program);
   return program;
 }
@@ -59,6 +60,7 @@ const CODE_MEANING: Record<R2RErrorCode, string> = {
   R2R_RUN_EXISTS: 'a run already exists where it would be written (--resume or --overwrite)',
   R2R_TOO_LARGE: 'the model would not fit in memory (R2R_MEMORY_LIMIT)',
   R2R_IO: 'a file or folder could not be read or written',
+  R2R_MODEL_FORMAT: 'a model file is not in the format its name or --from says (or is damaged)',
 };
 
 /** Exit statuses, documented in --help and the README. Usage errors (r2r's and the parser's) are 2. */

@@ -1,5 +1,7 @@
 /** `r2r inspect`: per-layer output shapes, parameters and multiply-adds, and the channel groups. */
-import { Command } from '@commander-js/extra-typings';
+import { Command, Option } from '@commander-js/extra-typings';
+import { UsageError } from '../../errors.ts';
+import { formatOfInput } from '../../io/formats.ts';
 import { analyzeChannelGroups } from '../../groups/analyze.ts';
 import { analyzeGraph, countMacs, countParams } from '../../ir/graph.ts';
 import { sizeOf } from '../../ir/shapes.ts';
@@ -9,15 +11,17 @@ import { checkpointOption, formatTable, jsonOption, loadGraph, modelOption, prin
 export function register(program: Command): void {
   program
     .command('inspect')
-    .description('Show a network: nodes with output shapes, parameters and forward multiply-adds per layer and in total, and its channel groups (producers, consumers, channel-wise ops).')
+    .argument('[file]', 'a model file: r2r checkpoint directory, TensorFlow.js model.json, or another registered format (e.g. .onnx)')
+    .description('Show a network (a model file, --model or --checkpoint): nodes with output shapes, parameters and forward multiply-adds per layer and in total, and its channel groups (producers, consumers, channel-wise ops).')
     .addOption(modelOption())
     .addOption(widthOption())
     .addOption(layersOption()).addOption(headsOption()).addOption(dimOption()).addOption(blockOption()).addOption(vocabOption())
     .addOption(checkpointOption())
     .addOption(seedOption())
     .addOption(jsonOption('{name, params, macs, nodes, groups}'))
-    .action((o) => {
-      const { graph, source } = loadGraph(o);
+    .addOption(new Option('--from <format>', 'format of FILE (default: from its content or name)'))
+    .action(async (file, o) => {
+      const { graph, source } = file ? await loadModelFile(file, o) : loadGraph(o);
       const info = analyzeGraph(graph);
       const nodes = [...info.nodes.values()].map((ni) => ({
         name: ni.node.name,
@@ -46,4 +50,12 @@ export function register(program: Command): void {
         console.log(`      producers: ${g.producers.join(', ') || '-'}; consumers: ${g.consumers.join(', ') || '-'}; channel-wise: ${g.channelOps.join(', ') || '-'}${g.adds.length ? `; adds: ${g.adds.join(', ')}` : ''}`);
       }
     });
+}
+
+/** A model file of any registered format (the positional FILE). */
+async function loadModelFile(file: string, o: { from?: string; model?: string; checkpoint?: string }) {
+  if (o.model || o.checkpoint) throw new UsageError('give a FILE, --model or --checkpoint, not more than one');
+  const fmt = formatOfInput(file, o.from);
+  const m = await fmt.read(file);
+  return { graph: m.graph, weights: m.weights, source: `${file} (${fmt.name})` };
 }
