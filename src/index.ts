@@ -50,6 +50,12 @@ export { saveCheckpoint, loadCheckpoint, isCheckpoint } from './io/checkpoint.ts
 export type { Checkpoint } from './io/checkpoint.ts';
 export { readSafetensors, writeSafetensors, encodeSafetensors, decodeSafetensors } from './io/safetensors.ts';
 
+// Model files: TensorFlow.js layers models, and the format registry the CLI uses (r2r, tfjs, ...)
+export { readTfjs, writeTfjs, tfjsExportProblems, tfjsOutputs } from './io/tfjs.ts';
+export type { ImportedModel, TfjsExportOptions } from './io/tfjs.ts';
+export { registerFormat, modelFormats, getFormat, formatOfInput, formatOfOutput, singleFileFormat } from './io/formats.ts';
+export type { ModelFile, ModelFormat } from './io/formats.ts';
+
 // Errors
 export {
   R2RError, InvalidGraphError, ShapeMismatchError, UnsupportedLayerError, InvalidWeightsError,

@@ -26,3 +26,19 @@ export function tfjsShardName(path: string): string {
 export function tfjsOutputs(path: string): string[] {
   return [join(dirname(path), tfjsShardName(path)), path];
 }
+
+/** Options of {@link writeTfjs} and {@link toLayersModel}. */
+export interface TfjsExportOptions {
+  /** Append a softmax after the logits (the IR's output), as the imported model had. */
+  outputActivation?: 'softmax';
+}
+
+/** Tensor names r2r can use as IR node names (the IR itself accepts any string). */
+export function uniqueNamer(taken: Set<string>) {
+  return (base: string): string => {
+    let n = base;
+    for (let i = 2; taken.has(n); i++) n = `${base}_${i}`;
+    taken.add(n);
+    return n;
+  };
+}
