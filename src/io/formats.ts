@@ -64,12 +64,11 @@ export function formatOfInput(path: string, explicit?: string): ModelFormat {
   throw new UsageError(`${path}: not a model r2r can read (${[...registry.values()].map((f) => f.description).join('; ')}); name the format with --from`);
 }
 
-/** The format to write `path` in: `explicit`, else by its name, else `fallback` (the input's). */
-export function formatOfOutput(path: string, explicit?: string, fallback?: ModelFormat): ModelFormat {
+/** The format to write `path` in: `explicit`, else by its name (never guessed from the input's). */
+export function formatOfOutput(path: string, explicit?: string): ModelFormat {
   if (explicit) return getFormat(explicit);
   for (const f of registry.values()) if (f.matchesName(path)) return f;
-  if (fallback) return fallback;
-  throw new UsageError(`${path}: cannot tell the output format from the name; give --to ${[...registry.keys()].join('|')}`);
+  throw new UsageError(`${path}: cannot tell the output format from the name; give --to ${[...registry.keys()].join('|')} (${[...registry.values()].map((f) => `${f.name}: ${f.description}`).join('; ')})`);
 }
 
 /**

@@ -27,7 +27,7 @@ export function tfjsOutputs(path: string): string[] {
   return [join(dirname(path), tfjsShardName(path)), path];
 }
 
-/** Options of {@link writeTfjs} and {@link toLayersModel}. */
+/** Options of `writeTfjs` and `toLayersModel` (from `r2r/tfjs`). */
 export interface TfjsExportOptions {
   /** Append a softmax after the logits (the IR's output), as the imported model had. */
   outputActivation?: 'softmax';
