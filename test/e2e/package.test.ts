@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -82,8 +82,9 @@ const TSCONFIG = {
   files: ['main.ts'],
 };
 
-test('npm pack, install into a fresh project, and use r2r from plain node, require(), strict tsc and the r2r binary', { timeout: 900_000 }, () => {
+test('npm pack, install into a fresh project, and use r2r from plain node, require(), strict tsc and the r2r binary', { timeout: 900_000 }, (t) => {
   const work = mkdtempSync(join(tmpdir(), 'r2r-pack-'));
+  t.after(() => rmSync(work, { recursive: true, force: true })); // the installed project is ~100 MB
 
   // 1. Pack (runs `prepare`, which builds dist/).
   const packed = JSON.parse(ok(sh('npm', ['pack', '--json', '--pack-destination', work], ROOT), 'npm pack')) as { filename: string; files: { path: string }[]; size: number }[];
