@@ -10,7 +10,7 @@ import { UsageError } from '../errors.ts';
 import type { Graph, Weights } from '../ir/types.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { isCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { tfjsExportProblems, tfjsOutputs } from './tfjs_support.ts';
+import { isTfjsModelJson, tfjsExportProblems, tfjsOutputs } from './tfjs_support.ts';
 
 /** A model as a format reads or writes it. */
 export interface ModelFile {
@@ -122,7 +122,7 @@ registerFormat({
   name: 'tfjs',
   description: 'TensorFlow.js layers model (model.json + weight shards)',
   matchesName: (p) => p.toLowerCase().endsWith('.json'),
-  detect: (p) => p.toLowerCase().endsWith('.json') && statSync(p).isFile() && !isR2rGraphJson(p),
+  detect: (p) => statSync(p).isFile() && isTfjsModelJson(p),
   read: async (p) => (await import('./tfjs.ts')).readTfjs(p),
   problems: tfjsExportProblems,
   write: async (p, m) => (await import('./tfjs.ts')).writeTfjs(p, m),

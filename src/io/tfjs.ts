@@ -197,7 +197,7 @@ function zeroPads(p: unknown): [number, number, number, number] | undefined {
  * r2r cannot represent is collected first, and all of them are reported in one
  * {@link UnsupportedLayerError}.
  */
-export function topologyToGraph(topology: unknown, file = 'model.json'): { graph: Graph; outputActivation?: 'softmax'; params: Map<string, { layer: string; param: string; transform?: 'ones' | 'zeros' }[]> } {
+function topologyToGraph(topology: unknown, file = 'model.json'): { graph: Graph; outputActivation?: 'softmax'; params: Map<string, { layer: string; param: string; transform?: 'ones' | 'zeros' }[]> } {
   if (!isObj(topology)) throw new CheckpointError(`${file}: modelTopology is missing or not an object`);
   // Keras (Python) nests the model under model_config.
   const topo = isObj(own(topology, 'model_config')) ? (own(topology, 'model_config') as Json) : topology;
@@ -407,14 +407,6 @@ export async function readTfjs(path: string): Promise<ImportedModel> {
     throw new CheckpointError((e as Error).message, { cause: e });
   }
   return { graph: { ...graph, name: basename(dirname(path)) === '.' ? basename(path) : `${basename(dirname(path))}/${basename(path)}` }, weights, ...(outputActivation ? { outputActivation } : {}) };
-}
-
-/** Whether `path` is a TensorFlow.js layers-model JSON (by content). */
-export function isTfjsModelJson(path: string): boolean {
-  try {
-    const j = JSON.parse(readFileSync(path, 'utf8')) as unknown;
-    return isObj(j) && isObj(own(j, 'modelTopology'));
-  } catch { return false; }
 }
 
 // ---------------------------------------------------------------------------------------------

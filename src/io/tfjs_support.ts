@@ -2,6 +2,7 @@
  * What the TensorFlow.js layers format can hold and which files it writes, without loading tfjs
  * (the format registry asks before any work is done).
  */
+import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Graph } from '../ir/types.ts';
 
@@ -41,4 +42,12 @@ export function uniqueNamer(taken: Set<string>) {
     taken.add(n);
     return n;
   };
+}
+
+/** Whether `path` holds a TensorFlow.js layers-model JSON (an object with a modelTopology). */
+export function isTfjsModelJson(path: string): boolean {
+  try {
+    const j = JSON.parse(readFileSync(path, 'utf8')) as { modelTopology?: unknown } | null;
+    return typeof j === 'object' && j !== null && typeof j.modelTopology === 'object' && j.modelTopology !== null;
+  } catch { return false; }
 }
