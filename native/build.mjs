@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Builds the libtorch addon (npm run build:native). Not an install step: npm install must work
-// without libtorch, and npm 11 does not run dependencies' install scripts anyway.
+// Builds the libtorch addon: `npm run build:native` in a checkout, `npx r2r-build-native` where r2r
+// is an installed package, and native/install.mjs at install time (which never fails the install).
 // Finds Node's headers next to the running node (Debian: /usr/include/node) so node-gyp does not
 // try to download them, and checks for libtorch first so a missing one gets a clear message.
 import { spawnSync } from 'node:child_process';

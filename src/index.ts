@@ -58,6 +58,12 @@ export { readSafetensors, writeSafetensors, encodeSafetensors, decodeSafetensors
 export { readOnnx, writeOnnx, readOnnxFile, writeOnnxFile, isOnnxPath, onnxExportProblems, ONNX_IMPORT_OPS, ONNX_EXPORT_OPSET } from './io/onnx/index.ts';
 export type { ImportedModel, OnnxImportOptions, OnnxExportOptions } from './io/onnx/index.ts';
 
+// Model files: TensorFlow.js layers models, and the format registry the CLI uses (r2r, tfjs, ...)
+export { readTfjs, writeTfjs, tfjsExportProblems, tfjsOutputs } from './io/tfjs.ts';
+export type { TfjsExportOptions } from './io/tfjs.ts';
+export { registerFormat, modelFormats, getFormat, formatOfInput, formatOfOutput, singleFileFormat } from './io/formats.ts';
+export type { ModelFile, ModelFormat } from './io/formats.ts';
+
 // Errors
 export {
   R2RError, InvalidGraphError, ShapeMismatchError, UnsupportedLayerError, InvalidWeightsError,

@@ -11,7 +11,7 @@ import type { Graph, Weights } from '../ir/types.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { isCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { onnxExportProblems } from './onnx/export.ts';
-import { tfjsExportProblems, tfjsOutputs } from './tfjs_support.ts';
+import { isTfjsModelJson, tfjsExportProblems, tfjsOutputs } from './tfjs_support.ts';
 
 /** A model as a format reads or writes it. */
 export interface ModelFile {
@@ -65,12 +65,11 @@ export function formatOfInput(path: string, explicit?: string): ModelFormat {
   throw new UsageError(`${path}: not a model r2r can read (${[...registry.values()].map((f) => f.description).join('; ')}); name the format with --from`);
 }
 
-/** The format to write `path` in: `explicit`, else by its name, else `fallback` (the input's). */
-export function formatOfOutput(path: string, explicit?: string, fallback?: ModelFormat): ModelFormat {
+/** The format to write `path` in: `explicit`, else by its name (never guessed from the input's). */
+export function formatOfOutput(path: string, explicit?: string): ModelFormat {
   if (explicit) return getFormat(explicit);
   for (const f of registry.values()) if (f.matchesName(path)) return f;
-  if (fallback) return fallback;
-  throw new UsageError(`${path}: cannot tell the output format from the name; give --to ${[...registry.keys()].join('|')}`);
+  throw new UsageError(`${path}: cannot tell the output format from the name; give --to ${[...registry.keys()].join('|')} (${[...registry.values()].map((f) => `${f.name}: ${f.description}`).join('; ')})`);
 }
 
 /**
@@ -124,7 +123,7 @@ registerFormat({
   name: 'tfjs',
   description: 'TensorFlow.js layers model (model.json + weight shards)',
   matchesName: (p) => p.toLowerCase().endsWith('.json'),
-  detect: (p) => p.toLowerCase().endsWith('.json') && statSync(p).isFile() && !isR2rGraphJson(p),
+  detect: (p) => statSync(p).isFile() && isTfjsModelJson(p),
   read: async (p) => (await import('./tfjs.ts')).readTfjs(p),
   problems: tfjsExportProblems,
   write: async (p, m) => (await import('./tfjs.ts')).writeTfjs(p, m),

@@ -12,7 +12,8 @@ import { Rng } from '../rng.ts';
 import { widen } from '../transforms/widen.ts';
 import { deepen } from '../transforms/deepen.ts';
 import { randomBatch } from '../verify.ts';
-import { fileSystem, readTfjs, toLayersModel, writeTfjs } from './tfjs.ts';
+import { readTfjs, writeTfjs } from './tfjs.ts';
+import { tfjsFileSystem, toLayersModel } from './tfjs_layers.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'r2r-tfjs-'));
 
@@ -82,7 +83,7 @@ test('tfjs import: a trained functional model reads into the IR and computes wha
   const m = functionalModel();
   await trainBriefly(m, [8, 8, 3], 5);
   const dir = tmp();
-  await m.save(fileSystem(join(dir, 'model.json')));
+  await m.save(tfjsFileSystem(join(dir, 'model.json')));
   const imported = await readTfjs(join(dir, 'model.json'));
   assert.equal(imported.outputActivation, 'softmax');
   assert.deepEqual(imported.graph.nodes.map((n) => n.kind), [
@@ -105,7 +106,7 @@ for (const [label, make, inShape, classes] of [
     const m = make();
     await trainBriefly(m, [...inShape], classes);
     const dir = tmp();
-    await m.save(fileSystem(join(dir, 'model.json')));
+    await m.save(tfjsFileSystem(join(dir, 'model.json')));
     const t = await readTfjs(join(dir, 'model.json'));
     if (label === 'Sequential') assert.deepEqual((t.graph.nodes[1] as { padding: unknown }).padding, [1, 0, 0, 2], 'ZeroPadding2D + Conv2D is one conv');
     const x = randomBatch([...inShape], 6, new Rng(3));
@@ -115,7 +116,7 @@ for (const [label, make, inShape, classes] of [
     assert.ok(wide.graph.nodes.some((n, i) => n.kind === 'conv2d' && (t.graph.nodes[i] as typeof n).filters < n.filters), 'a conv was widened');
     await writeTfjs(join(dir, 'wide', 'model.json'), { ...wide, outputActivation: t.outputActivation });
     assert.deepEqual(readdirSync(join(dir, 'wide')).sort(), ['model.json', 'weights.bin']);
-    const w = await tf.loadLayersModel(fileSystem(join(dir, 'wide', 'model.json')));
+    const w = await tf.loadLayersModel(tfjsFileSystem(join(dir, 'wide', 'model.json')));
     const after = predict(w, x, [6, ...inShape]);
     const { relDiff } = compareLogits(before, after);
     assert.ok(relDiff <= 1e-5, `widened model's predictions differ: relative ${relDiff}`);
@@ -148,7 +149,7 @@ test('tfjs import: every unsupported layer is named in one error', async () => {
   y = tf.layers.flatten({ name: 'flat' }).apply(y) as tf.SymbolicTensor;
   const m = tf.model({ inputs: x, outputs: tf.layers.dense({ units: 2, name: 'out' }).apply(y) as tf.SymbolicTensor });
   const dir = tmp();
-  await m.save(fileSystem(join(dir, 'model.json')));
+  await m.save(tfjsFileSystem(join(dir, 'model.json')));
   await assert.rejects(readTfjs(join(dir, 'model.json')), (e: Error & { code?: string }) => {
     assert.equal(e.code, 'R2R_UNSUPPORTED_LAYER');
     assert.match(e.message, /3 layers/);
@@ -164,7 +165,7 @@ test('tfjs import: missing shards, short shards and paths outside the folder are
   await initBackend('cpu');
   const m = sequentialModel();
   const dir = tmp();
-  await m.save(fileSystem(join(dir, 'model.json')));
+  await m.save(tfjsFileSystem(join(dir, 'model.json')));
   writeFileSync(join(dir, 'weights.bin'), new Uint8Array(8));
   await assert.rejects(readTfjs(join(dir, 'model.json')), /weight shards hold 8 bytes but the manifest needs/);
   const j = JSON.parse((await import('node:fs')).readFileSync(join(dir, 'model.json'), 'utf8'));

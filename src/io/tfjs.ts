@@ -13,7 +13,7 @@
  * `outputActivation: 'softmax'` and put back by {@link writeTfjs}.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointError, R2RError, UnsupportedLayerError } from '../errors.ts';
 import { initBackend } from '../engines/tfjs/backend.ts';
@@ -21,21 +21,17 @@ import { analyzeGraph } from '../ir/graph.ts';
 import type { ActivationFn, Graph, Node, Padding, Tensor, Weights } from '../ir/types.ts';
 import { validateWeights } from '../ir/weights.ts';
 import { writeFileAtomic } from './atomic.ts';
-import { tfjsExportProblems, tfjsShardName } from './tfjs_support.ts';
+import { tfjsShardName, uniqueNamer, type TfjsExportOptions } from './tfjs_support.ts';
+import { modelJson, readShards, specBytes, toLayersModel } from './tfjs_layers.ts';
 
 export { tfjsExportProblems, tfjsOutputs } from './tfjs_support.ts';
+export type { TfjsExportOptions } from './tfjs_support.ts';
 
 /** A model read from a file: the IR graph, its weights, and what the IR leaves out. */
 export interface ImportedModel {
   graph: Graph;
   weights: Weights;
   /** The file applied a softmax after the logits; writers of formats that can hold it put it back. */
-  outputActivation?: 'softmax';
-}
-
-/** Options of {@link writeTfjs} and {@link toLayersModel}. */
-export interface TfjsExportOptions {
-  /** Append a softmax after the logits (the IR's output), as the imported model had. */
   outputActivation?: 'softmax';
 }
 
@@ -196,22 +192,12 @@ function zeroPads(p: unknown): [number, number, number, number] | undefined {
   return undefined;
 }
 
-/** Tensor names r2r can use as IR node names (the IR itself accepts any string). */
-function uniqueNamer(taken: Set<string>) {
-  return (base: string): string => {
-    let n = base;
-    for (let i = 2; taken.has(n); i++) n = `${base}_${i}`;
-    taken.add(n);
-    return n;
-  };
-}
-
 /**
  * Converts a parsed layers-model topology (`modelTopology` of a model.json) to the IR. Every layer
  * r2r cannot represent is collected first, and all of them are reported in one
  * {@link UnsupportedLayerError}.
  */
-export function topologyToGraph(topology: unknown, file = 'model.json'): { graph: Graph; outputActivation?: 'softmax'; params: Map<string, { layer: string; param: string; transform?: 'ones' | 'zeros' }[]> } {
+function topologyToGraph(topology: unknown, file = 'model.json'): { graph: Graph; outputActivation?: 'softmax'; params: Map<string, { layer: string; param: string; transform?: 'ones' | 'zeros' }[]> } {
   if (!isObj(topology)) throw new CheckpointError(`${file}: modelTopology is missing or not an object`);
   // Keras (Python) nests the model under model_config.
   const topo = isObj(own(topology, 'model_config')) ? (own(topology, 'model_config') as Json) : topology;
@@ -363,37 +349,6 @@ export function topologyToGraph(topology: unknown, file = 'model.json'): { graph
   return { graph, ...(outputActivation ? { outputActivation } : {}), params };
 }
 
-/** Reads the shards a weights manifest names, relative to the model.json's folder. */
-function readShards(manifest: unknown, dir: string, file: string): { specs: tf.io.WeightsManifestEntry[]; data: ArrayBuffer } {
-  if (!Array.isArray(manifest)) throw new CheckpointError(`${file}: weightsManifest must be a list of {paths, weights}`);
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const buffers: ArrayBuffer[] = [];
-  for (const group of manifest) {
-    if (!isObj(group) || !Array.isArray(own(group, 'paths')) || !Array.isArray(own(group, 'weights'))) {
-      throw new CheckpointError(`${file}: a weightsManifest entry is not {paths, weights}`);
-    }
-    for (const p of own(group, 'paths') as unknown[]) {
-      // Shards live beside model.json; a path that leaves the folder is refused.
-      if (typeof p !== 'string' || isAbsolute(p) || normalize(p).split(sep).includes('..')) {
-        throw new CheckpointError(`${file}: weight shard path ${JSON.stringify(p)} must be a relative path inside ${dir}`);
-      }
-      const full = join(dir, p);
-      if (!existsSync(full)) throw new CheckpointError(`${file}: weight shard ${full} does not exist`);
-      const b = readFileSync(full);
-      buffers.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
-    }
-    specs.push(...(own(group, 'weights') as tf.io.WeightsManifestEntry[]));
-  }
-  return { specs, data: tf.io.CompositeArrayBuffer.join(buffers) };
-}
-
-/** Bytes a manifest entry takes in its shard (float32/int32: 4, float16: 2, quantised: 1 or 2). */
-function specBytes(s: tf.io.WeightsManifestEntry): number {
-  const n = s.shape.reduce((a, b) => a * b, 1);
-  if (s.quantization) return n * (s.quantization.dtype === 'float16' || s.quantization.dtype === 'uint16' ? 2 : 1);
-  return n * (s.dtype === 'bool' ? 1 : 4);
-}
-
 /**
  * Reads a TensorFlow.js layers model (`model.json` and its weight shards) into the IR.
  * @throws UnsupportedLayerError listing every layer r2r cannot represent (nothing is read further).
@@ -454,103 +409,8 @@ export async function readTfjs(path: string): Promise<ImportedModel> {
   return { graph: { ...graph, name: basename(dirname(path)) === '.' ? basename(path) : `${basename(dirname(path))}/${basename(path)}` }, weights, ...(outputActivation ? { outputActivation } : {}) };
 }
 
-/** Whether `path` is a TensorFlow.js layers-model JSON (by content). */
-export function isTfjsModelJson(path: string): boolean {
-  try {
-    const j = JSON.parse(readFileSync(path, 'utf8')) as unknown;
-    return isObj(j) && isObj(own(j, 'modelTopology'));
-  } catch { return false; }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Export
-
-/** Layer names tfjs accepts in weight names (it refuses others). */
-function tfjsName(name: string, taken: Set<string>): string {
-  let base = name.replace(/[^A-Za-z0-9._/-]/g, '_');
-  if (!/^[A-Za-z0-9]/.test(base)) base = `l${base}`;
-  return uniqueNamer(taken)(base);
-}
-
-/**
- * Builds a `tf.LayersModel` computing the same function as `graph` with `weights`: conv2d with
- * explicit padding becomes ZeroPadding2D + a 'valid' Conv2D; every other node is one layer.
- * The caller owns (and disposes) the model.
- * @throws UnsupportedLayerError listing every node tfjs layers cannot express.
- */
-export async function toLayersModel(graph: Graph, weights: Weights, opts: TfjsExportOptions = {}): Promise<tf.LayersModel> {
-  const problems = tfjsExportProblems(graph);
-  if (problems.length) throw new UnsupportedLayerError(`cannot write a TensorFlow.js layers model:\n  ${problems.join('\n  ')}`);
-  const info = analyzeGraph(graph);
-  validateWeights(graph, weights, 'weights', info);
-  await initBackend('cpu');
-  const taken = new Set<string>();
-  const sym = new Map<string, tf.SymbolicTensor>();
-  const layerOf = new Map<string, tf.layers.Layer>();
-  let input: tf.SymbolicTensor | undefined;
-  const one = (n: Node) => sym.get(n.inputs[0])!;
-  for (const n of graph.nodes) {
-    const name = tfjsName(n.name, taken);
-    let layer: tf.layers.Layer | undefined;
-    let x: tf.SymbolicTensor;
-    switch (n.kind) {
-      case 'input':
-        x = input = tf.input({ shape: n.shape, name });
-        break;
-      case 'conv2d': {
-        let src = one(n);
-        if (Array.isArray(n.padding)) {
-          const [t, b, l, r] = n.padding;
-          src = tf.layers.zeroPadding2d({ padding: [[t, b], [l, r]], name: tfjsName(`${n.name}_pad`, taken) }).apply(src) as tf.SymbolicTensor;
-        }
-        layer = tf.layers.conv2d({ name, filters: n.filters, kernelSize: n.kernelSize, strides: n.strides, padding: Array.isArray(n.padding) ? 'valid' : n.padding, useBias: n.useBias });
-        x = layer.apply(src) as tf.SymbolicTensor;
-        break;
-      }
-      case 'dense': layer = tf.layers.dense({ name, units: n.units, useBias: n.useBias }); x = layer.apply(one(n)) as tf.SymbolicTensor; break;
-      case 'batchNorm': layer = tf.layers.batchNormalization({ name, axis: -1, epsilon: n.epsilon, momentum: n.momentum }); x = layer.apply(one(n)) as tf.SymbolicTensor; break;
-      case 'activation': {
-        const l = n.fn === 'leakyRelu' ? tf.layers.leakyReLU({ name, alpha: n.alpha ?? 0.01 })
-          : n.fn === 'relu6' ? tf.layers.reLU({ name, maxValue: 6 })
-          : tf.layers.activation({ name, activation: n.fn });
-        x = l.apply(one(n)) as tf.SymbolicTensor;
-        break;
-      }
-      case 'maxPool': case 'avgPool': {
-        const cfg = { name, poolSize: n.poolSize, strides: n.strides, padding: n.padding as 'same' | 'valid' };
-        x = (n.kind === 'maxPool' ? tf.layers.maxPooling2d(cfg) : tf.layers.averagePooling2d(cfg)).apply(one(n)) as tf.SymbolicTensor;
-        break;
-      }
-      case 'globalAvgPool': x = tf.layers.globalAveragePooling2d({ name }).apply(one(n)) as tf.SymbolicTensor; break;
-      case 'flatten': x = tf.layers.flatten({ name }).apply(one(n)) as tf.SymbolicTensor; break;
-      case 'add': x = tf.layers.add({ name }).apply(n.inputs.map((i) => sym.get(i)!)) as tf.SymbolicTensor; break;
-      case 'concat': x = tf.layers.concatenate({ name, axis: -1 }).apply(n.inputs.map((i) => sym.get(i)!)) as tf.SymbolicTensor; break;
-      case 'dropout': x = tf.layers.dropout({ name, rate: n.rate }).apply(one(n)) as tf.SymbolicTensor; break;
-      default: {
-        const k = (n as Node).kind;
-        throw new UnsupportedLayerError(`cannot write a TensorFlow.js layers model: node '${(n as Node).name}' of kind '${k}' has no tfjs layer`);
-      }
-    }
-    sym.set(n.name, x);
-    if (layer) layerOf.set(n.name, layer);
-  }
-  let out = sym.get(graph.output)!;
-  if (opts.outputActivation === 'softmax') out = tf.layers.softmax({ name: tfjsName(`${graph.output}_softmax`, taken) }).apply(out) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: input!, outputs: out, name: tfjsName(graph.name ?? 'r2r_model', new Set()) });
-  for (const [node, layer] of layerOf) {
-    const ps = info.nodes.get(node)!.params;
-    layer.setWeights(ps.map((p) => tf.tensor(weights[`${node}/${p.name}`].data, p.shape)));
-  }
-  return model;
-}
-
-/** model.json's content for saved artifacts (tfjs-core's own helper is not exported). */
-function modelJson(a: tf.io.ModelArtifacts, manifest: tf.io.WeightsManifestConfig): tf.io.ModelJSON {
-  return {
-    modelTopology: a.modelTopology as object, format: a.format, generatedBy: a.generatedBy, convertedBy: a.convertedBy ?? null, weightsManifest: manifest,
-    ...(a.trainingConfig ? { trainingConfig: a.trainingConfig } : {}), ...(a.userDefinedMetadata ? { userDefinedMetadata: a.userDefinedMetadata } : {}),
-  };
-}
 
 /**
  * Writes `graph` and `weights` as a TensorFlow.js layers model: `path` (a .json file) and one
@@ -576,26 +436,3 @@ export async function writeTfjs(path: string, model: { graph: Graph; weights: We
   writeFileAtomic(path, JSON.stringify(json));
 }
 
-/**
- * A tfjs IO handler that loads a layers model from, or saves one to, a model.json path with Node's
- * file system (what tfjs-node's `file://` handler does), for `tf.loadLayersModel(fileSystem(p))`
- * and `model.save(fileSystem(p))`.
- */
-export function fileSystem(path: string): tf.io.IOHandler {
-  return {
-    async load() {
-      const json = JSON.parse(readFileSync(path, 'utf8')) as tf.io.ModelJSON;
-      return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
-        const { specs, data } = readShards(manifest, dirname(path), path);
-        return [specs, data];
-      });
-    },
-    async save(artifacts) {
-      const shard = tfjsShardName(path);
-      if (artifacts.weightData) writeFileAtomic(join(dirname(path), shard), new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData)));
-      const json = modelJson(artifacts, [{ paths: [shard], weights: artifacts.weightSpecs ?? [] }]);
-      writeFileAtomic(path, JSON.stringify(json));
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    },
-  };
-}

@@ -8,8 +8,7 @@
  * drop at a transform shows as a visible bar. Transforms at the same x (students of one teacher)
  * are spread a little sideways so that none hides another; the tooltip keeps the true values.
  */
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 
 /** One point of a run's curve, already placed on the suite's shared axes. */
 export interface CurvePoint {
@@ -149,6 +148,9 @@ export function chartSpec(points: CurvePoint[], markers: TransformMarker[], o: C
  * paths, gradients) unique, so several charts can be inlined in one HTML page without clashing.
  */
 export async function renderSvg(spec: TopLevelSpec, idPrefix = ''): Promise<string> {
+  // Loaded on first use: vega's canvas probe (vega-canvas) has a top-level await, which would
+  // keep CommonJS programs from require()-ing r2r at all.
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     const svg = await view.toSVG();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engines/tfjs/backend.ts';
-import { fileSystem } from '../../src/io/tfjs.ts';
+import { tfjsFileSystem } from '../../src/io/tfjs_layers.ts';
 import { compareLogits } from '../../src/reference/compare.ts';
 import { Rng } from '../../src/rng.ts';
 import { randomBatch } from '../../src/verify.ts';
@@ -41,8 +41,8 @@ test('r2r widen on a trained tfjs model: verify table, tf.loadLayersModel gives 
   assert.deepEqual(readdirSync(join(dir, 'wide')).sort(), ['model.json', 'weights.bin']);
 
   await initBackend('cpu');
-  const teacher = await tf.loadLayersModel(fileSystem(teacherPath));
-  const student = await tf.loadLayersModel(fileSystem(out));
+  const teacher = await tf.loadLayersModel(tfjsFileSystem(teacherPath));
+  const student = await tf.loadLayersModel(tfjsFileSystem(out));
   assert.ok(student.countParams() > teacher.countParams(), `${student.countParams()} params`);
   const x = randomBatch([8, 8, 3], 8, new Rng(5));
   const { relDiff } = compareLogits(predict(teacher, x), predict(student, x));
@@ -113,7 +113,7 @@ test('an unsupported layer fails the command (exit 3) with every unsupported lay
   y = tf.layers.flatten({ name: 'flat' }).apply(y) as tf.SymbolicTensor;
   const m = tf.model({ inputs: x, outputs: tf.layers.dense({ units: 2, name: 'fc' }).apply(y) as tf.SymbolicTensor });
   const bad = join(dir, 'bad', 'model.json');
-  await m.save(fileSystem(bad));
+  await m.save(tfjsFileSystem(bad));
   m.dispose();
   const out = join(dir, 'bad-out', 'model.json');
   const r = r2r('widen', bad, '--out', out);

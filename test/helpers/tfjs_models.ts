@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engines/tfjs/backend.ts';
-import { fileSystem } from '../../src/io/tfjs.ts';
+import { tfjsFileSystem } from '../../src/io/tfjs_layers.ts';
 import { Rng } from '../../src/rng.ts';
 import { randomBatch } from '../../src/verify.ts';
 
@@ -41,7 +41,7 @@ export async function writeTrainedTfjsModel(path: string): Promise<void> {
   await initBackend('cpu');
   const m = smallResidualModel();
   await trainBriefly(m);
-  await m.save(fileSystem(path));
+  await m.save(tfjsFileSystem(path));
   m.dispose();
 }
 

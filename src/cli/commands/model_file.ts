@@ -44,7 +44,7 @@ function addCommon<Opts extends OptionValues, G extends OptionValues>(cmd: Comma
   return cmd
     .requiredOption('--out <path>', 'where to write the result: a checkpoint directory, a .json (tfjs) or another format\'s file')
     .addOption(new Option('--from <format>', `input format (default: from IN's content or name): ${formatNames()}`))
-    .addOption(new Option('--to <format>', `output format (default: from OUT's name, else IN's format): ${formatNames()}`))
+    .addOption(new Option('--to <format>', `output format (default: from OUT's name: .json tfjs, no extension an r2r checkpoint directory, ...): ${formatNames()}`))
     .option('--overwrite', 'replace OUT if it exists')
     .addOption(engineOption())
     .addOption(new Option('--batch <n>', 'examples in the random verification batch').argParser(parseInteger('--batch')).default(16))
@@ -141,7 +141,7 @@ function problemsError(fmt: ModelFormat, out: string, problems: string[]): Unsup
 async function run(verb: Verb, input: string, o: CommonOpts, spec: TransformSpec | undefined): Promise<void> {
   // The whole request is checked before any work: formats, the overwrite rule, what OUT can hold.
   const inFmt = formatOfInput(input, o.from);
-  const outFmt = formatOfOutput(o.out, o.to, inFmt);
+  const outFmt = formatOfOutput(o.out, o.to);
   const targets = outFmt.outputs(o.out);
   const existing = targets.filter((p) => existsSync(p));
   if (existing.length && !o.overwrite) throw new UsageError(`${existing.join(' and ')} already exist${existing.length > 1 ? '' : 's'}; pass --overwrite to replace ${existing.length > 1 ? 'them' : 'it'}`);

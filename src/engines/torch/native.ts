@@ -77,7 +77,7 @@ export function addonPath(): string {
 export const INSTALL_HINT =
   'install libtorch and build the addon: `apt-get install -y libtorch-dev && npm run build:native` ' +
   '(or, with a downloaded LibTorch, `LIBTORCH=/path/to/libtorch npm run build:native`); ' +
-  'or choose the TensorFlow.js engine with --engine tfjs';
+  'or choose the TensorFlow.js engine with --engine tfjs (where r2r is an installed package, `npx r2r-build-native` builds the addon)';
 
 const cache = new Map<string, NativeAddon>();
 const SPIN_COUNT = '30000';
