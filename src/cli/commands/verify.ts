@@ -10,6 +10,7 @@ import { INIT_METHODS, type InitMethod } from '../../transforms/init.ts';
 import type { TransformSpec } from '../../transforms/index.ts';
 import { EXACT_TOLERANCE, verifyTransform } from '../../verify.ts';
 import { checkpointOption, engineOption, formatTable, loadModel, modelOption, parseInteger, parseNumber, printJson, seedOption, widthOption } from './common.ts';
+import { engineOptions, threadsOption } from './train.ts';
 
 const METHODS = { widen: ['r2r', 'net2net', 'netmorph', 'random'], deepen: ['r2r', 'net2net', 'random'], kernel: ['netmorph'] } as const;
 
@@ -35,6 +36,7 @@ export function register(program: Command): void {
     .addOption(new Option('--batch <n>', 'examples in the random batch').argParser(parseInteger('--batch')).default(32))
     .addOption(seedOption())
     .addOption(engineOption())
+    .addOption(threadsOption())
     .addOption(new Option('--save <dir>', 'write teacher/ and student/ checkpoints and batch.safetensors (input and both logits per mode)'))
     .option('--json', 'print one JSON object per mode')
     .action(async (o) => {
@@ -52,7 +54,7 @@ export function register(program: Command): void {
         if (!o.at) throw new UsageError('--transform kernel needs --at CONV_NODE');
         spec = { transform: 'kernel', node: o.at, size: o.size };
       }
-      const engine = await getEngine(o.engine);
+      const engine = await getEngine(o.engine, engineOptions(o));
       const out = await verifyTransform(engine, graph, weights, spec, { batchSize: o.batch, rng: new Rng(o.seed + 1), tolerance: o.tolerance });
       if (o.save) {
         saveCheckpoint(join(o.save, 'teacher'), { graph, weights });
