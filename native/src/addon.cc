@@ -326,10 +326,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     opts.channelsLast = flag(o, "channelsLast", false);
     state_ = std::make_shared<ModelState>();
     state_->threads = static_cast<int>(num(o, "threads", 0));
-    if (o.Get("seed").IsNumber()) {
-      const uint64_t seed = static_cast<uint64_t>(num(o, "seed", 0));
-      engine().post([seed]() { torch::manual_seed(seed); });
-    }
+    opts.seed = static_cast<uint64_t>(num(o, "seed", 0));
     try {
       state_->net = std::make_unique<Net>(std::move(ops), output, opts);
     } catch (const std::exception& e) {

@@ -44,6 +44,7 @@ struct OpSpec {
 struct NetOptions {
   torch::Device device = torch::kCPU;
   bool channelsLast = false;
+  uint64_t seed = 0;  // the model's own dropout generator (as the tfjs engine's)
 };
 
 enum class ParamLayout { Plain, ConvKernel, DenseKernel };
@@ -120,6 +121,9 @@ class Net {
   int output_;
   int inputIndex_ = 0;
   NetOptions opts_;
+  // Dropout masks come from the model's own generator, so two models built with one seed draw the
+  // same masks whatever other models draw in between (libtorch's global generator is shared).
+  at::Generator dropoutGen_;
   std::vector<Param> params_;
   // Per op: indices into params_ (kernel/gamma first), -1 when absent.
   std::vector<std::array<int, 4>> opParams_;

@@ -331,6 +331,25 @@ export function describeEngineConformance(label: string, makeEngine: () => Promi
       assert.notDeepEqual(await m.getWeights(), w);
     });
 
+    it('dropout: one seed draws the same masks in every model built with it, even interleaved; inference is the identity', async () => {
+      const b = new GraphBuilder('drop');
+      const g = b.build(b.dense(b.dropout(b.input([50]), 0.5, 'drop'), 3, { name: 'fc' }));
+      const rng = new Rng('drop');
+      const w = initWeights(g, rng);
+      const batch = { x: Float32Array.from({ length: 4 * 50 }, () => rng.normal()), n: 4 };
+      // All three are built before any forward: a generator shared between models would give m1
+      // and m2 different masks (the torch engine's did, issue 8).
+      const [m1, m2, m3] = [await build(g, w, 7), await build(g, w, 7), await build(g, w, 8)];
+      const t1 = await m1.forward(batch, { training: true });
+      assert.deepEqual(await m2.forward(batch, { training: true }), t1);
+      assert.notDeepEqual(await m3.forward(batch, { training: true }), t1);
+      const second = await m1.forward(batch, { training: true });
+      assert.notDeepEqual(second, t1, 'the mask changes from call to call');
+      assert.deepEqual(await m2.forward(batch, { training: true }), second, 'the two models stay in step');
+      const ref = forwardReference(g, w, batch.x, batch.n, { training: false });
+      assert.ok(compareLogits(ref, await m1.forward(batch, { training: false })).relDiff <= 1e-6);
+    });
+
     it('training a small conv net on a separable synthetic problem lowers the loss', async () => {
       const b = new GraphBuilder('toy');
       let y = b.input([8, 8, 1]);
