@@ -350,6 +350,26 @@ export function describeEngineConformance(label: string, makeEngine: () => Promi
       assert.ok(compareLogits(ref, await m1.forward(batch, { training: false })).relDiff <= 1e-6);
     });
 
+    it('a dead node (output read by nothing): zero gradients, left alone by a training step', async () => {
+      // tfjs threw "Argument 'x' passed to 'reshape' must be a Tensor" here (issue 8).
+      const b = new GraphBuilder('dead');
+      const x = b.input([1]);
+      b.dense(x, 3, { name: 'fc1' });
+      const g = b.build(b.dense(x, 2, { name: 'fc2' }));
+      const w = initWeights(g, new Rng('dead'));
+      const batch = { x: Float32Array.from([0.5, -1, 2]), n: 3, labels: Int32Array.from([0, 1, 0]) };
+      const m = await build(g, w);
+      const { grads } = await m.gradients(batch);
+      assert.deepEqual(Object.keys(grads).sort(), ['fc1/bias', 'fc1/kernel', 'fc2/bias', 'fc2/kernel']);
+      for (const k of ['fc1/kernel', 'fc1/bias']) assert.ok(grads[k].data.every((v) => v === 0), k);
+      assert.ok(grads['fc2/kernel'].data.some((v) => v !== 0));
+      m.setOptimizer({ kind: 'adam', lr: 0.1 });
+      await m.trainStep(batch);
+      const after = await m.getWeights();
+      assert.deepEqual(after['fc1/kernel'], w['fc1/kernel']);
+      assert.notDeepEqual(after['fc2/kernel'], w['fc2/kernel']);
+    });
+
     it('training a small conv net on a separable synthetic problem lowers the loss', async () => {
       const b = new GraphBuilder('toy');
       let y = b.input([8, 8, 1]);
