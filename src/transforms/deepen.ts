@@ -8,7 +8,8 @@
  * holds a shape-preserving conv/dense (the layers a block repeats); its end is the last node of
  * that shape in topological order. In ResNetCifar that is the last ReLU of each residual stream
  * (the input of the next stage's first block, or of global pooling), with or without shortcuts;
- * the stem (7x7 conv, input shape differs from output shape) is no stage.
+ * the stem (7x7 conv, input shape differs from output shape) is no stage. A network without
+ * stages (SmallConv, the MLP) gets its blocks after every hidden layer instead (`defaultSites`).
  */
 import { TransformError } from '../errors.ts';
 import { analyzeGroups } from '../groups/analyze.ts';
