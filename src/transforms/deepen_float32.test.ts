@@ -127,6 +127,26 @@ for (const name of ENGINES) {
       assert.ok(rnd.inference > 1e-3 && rnd.training > 1e-3, `random padding: ${JSON.stringify(rnd)}`);
     });
 
+    it('R2R\'s point: the new kernels are non-zero and get non-zero gradients, which break the pairing after one step', async () => {
+      const engine = await getEngine(name, { threads: 1 });
+      const teacher = mlp4();
+      const res = deepen(teacher.graph, teacher.weights, { method: 'r2r', after: 'relu2', seed: 1 });
+      const m = await engine.build(res.graph, res.weights);
+      try {
+        const x = randomBatch([12], 16, new Rng(5));
+        const { grads } = await m.gradients({ x, n: 16, labels: Int32Array.from({ length: 16 }, (_, i) => i % 3) });
+        const g = (k: string) => grads[`relu2_deep1_${k}/kernel`].data;
+        for (const k of ['fc1a', 'fc1b', 'fc2a', 'fc2b']) {
+          assert.ok(res.weights[`relu2_deep1_${k}/kernel`].data.some((v) => v !== 0), `${k} weights`);
+          assert.ok(g(k).some((v) => Math.abs(v) > 1e-6), `${k} gradient`);
+        }
+        // Kernels U2 and -U2 receive the same gradient, so after a step they are no longer negatives;
+        // the first kernels (both U1) receive opposite ones.
+        assert.ok(g('fc2a').every((v, i) => Math.abs(v - g('fc2b')[i]) <= 1e-6 * (1 + Math.abs(v))));
+        assert.ok(g('fc1a').every((v, i) => Math.abs(v + g('fc1b')[i]) <= 1e-6 * (1 + Math.abs(v))));
+      } finally { m.dispose(); }
+    });
+
     it('transforms composed on a fresh block: another R2DeeperR inside its branch (bit for bit), widening its group or its interior (within 1e-5)', async (t) => {
       const engine = await getEngine(name, { threads: 1 });
       const mlp = mlp4(), pool = pooled();
