@@ -1,6 +1,12 @@
 /**
  * The exactness check: run teacher and student on the same batch, in inference and in training
  * mode, and measure max |Δ| of the logits and the relative error max |Δ| / max |teacher logits|.
+ *
+ * Training mode is compared with dropout off (every dropout's rate set to 0 in both networks;
+ * batch norms still use batch statistics). Dropout draws a random mask per channel, and teacher
+ * and student cannot share masks (a widened student has more channels; its paired or copied
+ * channels would need equal masks), so a comparison with dropout on measures the masks, not the
+ * transform. `dropoutOff` in the result says when that applied.
  */
 import type { Engine } from './engines/engine.ts';
 import { UsageError } from './errors.ts';
@@ -31,6 +37,8 @@ export interface VerifyModeResult {
   exactExpected: boolean;
   /** exactExpected implies relDiff <= tolerance. */
   pass: boolean;
+  /** Training mode only: the networks have active dropout, compared here with dropout off. */
+  dropoutOff: boolean;
   engine: string;
 }
 
@@ -40,6 +48,15 @@ export interface VerifyOutcome {
   /** The input batch (a token model: `tokens`, and the same ids as floats in `x`) and the logits of both networks per mode, for re-checking elsewhere. */
   batch: { x: Float32Array; n: number; shape: number[]; tokens?: Int32Array };
   logits: Record<Mode, { teacher: Float32Array; student: Float32Array }>;
+}
+
+export function hasActiveDropout(graph: Graph): boolean {
+  return graph.nodes.some((n) => n.kind === 'dropout' && n.rate > 0);
+}
+
+/** The graph with every dropout's rate set to 0: training mode keeps batch statistics, draws no masks. */
+export function withoutDropout(graph: Graph): Graph {
+  return { ...graph, nodes: graph.nodes.map((n) => (n.kind === 'dropout' ? { ...n, rate: 0 } : n)) };
 }
 
 /** A standard-normal batch for the graph's input shape. */
@@ -72,13 +89,19 @@ export async function verifyTransform(
   // A token model gets random ids (kept in x as floats too, for --save).
   const tokens = tokenInput ? randomTokens(tokenInput, n, opts.rng) : undefined;
   const x = tokens ? Float32Array.from(tokens) : randomBatch(inputShape, n, opts.rng);
-  const t = await engine.build(graph, weights);
-  const s = await engine.build(student.graph, student.weights);
+  const dropoutOff = hasActiveDropout(graph) || hasActiveDropout(student.graph);
   const results: VerifyModeResult[] = [];
   const logits = {} as VerifyOutcome['logits'];
+  const build = async (off: boolean) => [
+    await engine.build(off ? withoutDropout(graph) : graph, weights),
+    await engine.build(off ? withoutDropout(student.graph) : student.graph, student.weights),
+  ];
+  let [t, s] = await build(false);
   try {
     for (const mode of ['inference', 'training'] as const) {
       const training = mode === 'training';
+      const off = training && dropoutOff;
+      if (off) { t.dispose(); s.dispose(); [t, s] = await build(true); }
       const a = await t.forward({ x, n, tokens }, { training });
       const b = await s.forward({ x, n, tokens }, { training });
       logits[mode] = { teacher: a, student: b };
@@ -89,7 +112,7 @@ export async function verifyTransform(
       results.push({
         transform: spec.transform, method: student.report.method, mode, maxAbsDiff, relDiff, maxAbsLogit,
         paramsBefore: countParams(graph), paramsAfter: countParams(student.graph),
-        exactExpected, pass: !exactExpected || relDiff <= tol, engine: engine.description,
+        exactExpected, pass: !exactExpected || relDiff <= tol, dropoutOff: off, engine: engine.description,
       });
     }
   } finally {

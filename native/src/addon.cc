@@ -366,10 +366,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     state_ = std::make_shared<ModelState>();
     state_->threads = static_cast<int>(num(o, "threads", 0));
     state_->labelsPerExample = std::max<int64_t>(1, static_cast<int64_t>(num(o, "labelsPerExample", 1)));
-    if (o.Get("seed").IsNumber()) {
-      const uint64_t seed = static_cast<uint64_t>(num(o, "seed", 0));
-      engine().post([seed]() { torch::manual_seed(seed); });
-    }
+    opts.seed = static_cast<uint64_t>(num(o, "seed", 0));
     try {
       state_->net = std::make_unique<Net>(std::move(ops), output, opts);
     } catch (const std::exception& e) {

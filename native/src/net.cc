@@ -1,6 +1,8 @@
 #include "net.h"
 
 #include <cmath>
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cstdlib>
 #include <limits>
 #include <stdexcept>
@@ -41,7 +43,7 @@ int64_t countCorrect(const torch::Tensor& logits, const torch::Tensor& y) {
 }  // namespace
 
 Net::Net(std::vector<OpSpec> ops, int output, NetOptions opts)
-    : ops_(std::move(ops)), output_(output), opts_(opts) {
+    : ops_(std::move(ops)), output_(output), opts_(opts), dropoutGen_(at::make_generator<at::CPUGeneratorImpl>(opts.seed)) {
   const auto fopt = torch::TensorOptions().dtype(torch::kFloat).device(opts_.device);
   const size_t n = ops_.size();
   opParams_.assign(n, {-1, -1, -1, -1, -1, -1, -1, -1});
@@ -312,9 +314,15 @@ torch::Tensor Net::forward(const torch::Tensor& x, Mode mode) {
         out = at::cat(parts, op.spatialIn ? 1 : -1);  // the IR's last (channel) axis
         break;
       }
-      case OpKind::Dropout:
-        out = train && op.rate > 0 ? at::dropout(v[op.inputs[0]], op.rate, true) : v[op.inputs[0]];
+      case OpKind::Dropout: {
+        const torch::Tensor& in = v[op.inputs[0]];
+        if (!train || op.rate <= 0) { out = in; break; }
+        // Inverted dropout with a mask from the model's generator (drawn on the CPU, then moved).
+        auto mask = torch::empty(in.sizes(), torch::TensorOptions().dtype(in.scalar_type()));
+        mask.bernoulli_(1 - op.rate, dropoutGen_);
+        out = in * mask.div_(1 - op.rate).to(in.device());
         break;
+      }
     }
     v[i] = std::move(out);
     // Free intermediate values as soon as their last reader ran (autograd keeps what it needs).

@@ -53,6 +53,7 @@ struct OpSpec {
 struct NetOptions {
   torch::Device device = torch::kCPU;
   bool channelsLast = false;
+  uint64_t seed = 0;  // the model's own dropout generator (as the tfjs engine's)
 };
 
 // DenseKernel: the project tensor, viewed as a matrix [rows, numel / rows], is the transpose of
@@ -136,6 +137,9 @@ class Net {
   int output_;
   int inputIndex_ = 0;
   NetOptions opts_;
+  // Dropout masks come from the model's own generator, so two models built with one seed draw the
+  // same masks whatever other models draw in between (libtorch's global generator is shared).
+  at::Generator dropoutGen_;
   std::vector<Param> params_;
   // Per op: indices into params_ (kernel/gamma first), -1 when absent.
   std::vector<std::array<int, 8>> opParams_;

@@ -68,7 +68,8 @@ export interface EngineModel {
   forward(batch: Batch, opts: ForwardOptions): Promise<Float32Array>;
   /**
    * Mean cross-entropy loss and the gradient of every trainable weight (training mode, no
-   * update, moving statistics untouched). For conformance tests and analysis.
+   * update, moving statistics untouched); zero for a weight the loss does not depend on (a node
+   * whose output nothing reads). For conformance tests and analysis.
    */
   gradients(batch: Batch): Promise<{ loss: number; grads: Weights }>;
   /** Sets the optimizer, optionally with carried-over state (e.g. mapped through a transform). */
@@ -107,7 +108,7 @@ export interface EpochResult {
 }
 
 export interface BuildOptions {
-  /** Seed for dropout masks. */
+  /** Seed of the model's own dropout-mask generator (default 0): one seed, one sequence of masks per model. */
   seed?: number;
   /** Device for engines that have several ('cpu', 'cuda'). */
   device?: string;

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GraphBuilder } from '../ir/builder.ts';
-import type { Graph, Node } from '../ir/types.ts';
+import type { Graph, Node, Weights } from '../ir/types.ts';
+import { initWeights } from '../ir/weights.ts';
+import { compareLogits } from '../reference/compare.ts';
+import { forwardReference } from '../reference/execute.ts';
+import { Rng } from '../rng.ts';
+import { widen } from '../transforms/widen.ts';
+import { randomBatch } from '../verify.ts';
 import { zooModel } from '../models/zoo.ts';
 import { analyzeChannelGroups, analyzeGroups } from './analyze.ts';
 import { mapChannel } from './index_map.ts';
@@ -122,6 +128,27 @@ describe('channel groups', () => {
     const out = analyzeChannelGroups(b2.build(b2.concat([d1, d2], 'logits')));
     assert.ok(out.every((k) => !k.widenable));
     assert.equal(out.find((k) => k.producers.includes('d1'))!.feedsOutput, true);
+  });
+
+  it('add(flatten(x), globalAvgPool(x)) with x of shape [1, 1, C]: one group, widenable and widened exactly; other groups unaffected', () => {
+    // Flattening [1, 1, C] keeps channel c at index c: it ties like a channel-wise op. As a
+    // derivation (stride C over H*W = 1 position) it made the add tie x's group to a group derived
+    // from it, and the analysis threw for the whole graph (issue 8).
+    const b = new GraphBuilder('gap-flat');
+    const r1 = b.relu(b.conv2d(b.input([4, 4, 3]), 6, 3, { name: 'c1' }), 'r1');
+    const x = b.conv2d(r1, 8, 4, { name: 'c2', padding: 'valid' });
+    const g = b.build(b.dense(b.add([b.flatten(x, 'fl'), b.globalAvgPool(x, 'gap')], 'sum'), 3, { name: 'fc' }));
+    const groups = analyzeChannelGroups(g);
+    assert.deepEqual(groups.map((k) => [k.label, k.size, k.widenable]), [['input', 3, false], ['c1→r1', 6, true], ['c2→fl→gap→sum', 8, true], ['fc', 3, false]]);
+    const weights = initWeights(g, new Rng(1));
+    const x0 = randomBatch([4, 4, 3], 5, new Rng(2));
+    const ref = (gr: Graph, w: Weights) => forwardReference(gr, w, x0, 5, { training: true });
+    for (const at of ['c1', 'c2', 'all']) {
+      const res = widen(g, weights, { method: 'r2r', at, add: 4 });
+      assert.ok(compareLogits(ref(g, weights), ref(res.graph, res.weights)).relDiff <= 1e-9, at);
+    }
+    const rnd = widen(g, weights, { method: 'random', at: 'c2', add: 4 });
+    assert.ok(compareLogits(ref(g, weights), ref(rnd.graph, rnd.weights)).relDiff > 1e-3);
   });
 
   it('an unknown node kind is an UnsupportedLayerError, never a default', () => {

@@ -93,6 +93,8 @@ export function analyzeGroups(graph: Graph, info: GraphInfo = analyzeGraph(graph
   for (const g of groups) {
     for (const d of g.derivedFrom) {
       for (const [src, step] of derivationSteps(d)) {
+        // Unreachable with the IR's kinds: a derivation has more channels than each source (concat
+        // adds, flatten with H*W > 1 multiplies), so it cannot be tied back to one.
         if (src === g.id) {
           throw new UnsupportedLayerError(`channel groups: ${d.kind} node '${d.node}' feeds its own input's group (group ${g.id}: ${g.volumes.slice(0, 4).join(', ')}…); its channels would be derived from themselves`);
         }

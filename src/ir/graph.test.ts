@@ -6,6 +6,9 @@ import { zooModel } from '../models/zoo.ts';
 import { GraphBuilder } from './builder.ts';
 import type { Graph } from './types.ts';
 import { R2RError } from '../errors.ts';
+import { forwardReference } from '../reference/execute.ts';
+import { Rng } from '../rng.ts';
+import { initWeights } from './weights.ts';
 
 // PyTorch's sum(p.numel()) for the paper's networks (SPEC section 4).
 const PYTORCH_PARAMS: [string, number, number][] = [
@@ -98,4 +101,22 @@ test('json: round trip, and parse errors name the file and field', () => {
   const broken = JSON.parse(serializeGraph(g));
   broken.nodes[3].inputs = ['ghost'];
   assert.throws(() => parseGraph(broken, 'm.json'), /m\.json: node 'relu1': unknown input 'ghost'/);
+});
+
+test('a pooling window lying wholly in explicit padding is refused, naming the node; one that touches the input is fine', () => {
+  // Accepted before (issue 8): the window has nothing to pool, so max pooling gave -inf and the logits NaN.
+  const pooled = (kind: 'maxPool' | 'avgPool', padding: [number, number, number, number]) => {
+    const b = new GraphBuilder('pad');
+    const x = b.input([4, 4, 1]);
+    const p = kind === 'maxPool' ? b.maxPool(x, 2, { stride: 2, padding, name: 'pool' }) : b.avgPool(x, 2, { stride: 2, padding, name: 'pool' });
+    return b.build(b.dense(b.flatten(p), 2, { name: 'fc' }));
+  };
+  for (const kind of ['maxPool', 'avgPool'] as const) {
+    assert.throws(() => analyzeGraph(pooled(kind, [2, 0, 0, 0])), (e: unknown) => e instanceof R2RError && e.code === 'R2R_INVALID_GRAPH' && /node 'pool': a \w+Pool window covers rows -2\.\.-1 of an input with rows 0\.\.3, i\.e\. only padding/.test(e.message));
+    assert.throws(() => analyzeGraph(pooled(kind, [0, 0, 0, 3])), /node 'pool': .*covers columns 4\.\.5 of an input with columns 0\.\.3/);
+    const ok = pooled(kind, [1, 0, 0, 1]);
+    assert.deepEqual(analyzeGraph(ok).nodes.get('pool')!.outputShape, [2, 2, 1]);
+    const w = initWeights(ok, new Rng(0));
+    assert.ok(forwardReference(ok, w, Float32Array.from({ length: 16 }, (_, i) => i - 8), 1, { training: false }).every(Number.isFinite));
+  }
 });

@@ -4,7 +4,7 @@
  */
 import { InvalidGraphError, ShapeMismatchError, UnsupportedLayerError } from '../errors.ts';
 import { resolveWindow, shapeToString, sizeOf } from './shapes.ts';
-import { ACTIVATION_FNS, type Graph, type Node, type NodeKind } from './types.ts';
+import { ACTIVATION_FNS, type Graph, type Node, type NodeKind, type NodeOf } from './types.ts';
 
 export interface ParamSpec { name: string; shape: number[]; /** Trained by the optimizer (false for BN moving stats). */ trainable: boolean }
 
@@ -105,6 +105,22 @@ function spatial(node: Node, shape: number[]): [number, number, number] {
   return shape as [number, number, number];
 }
 
+/**
+ * Every pooling window must cover at least one input cell: one lying wholly in explicit padding
+ * has nothing to pool (max -inf, average 0/0). Windows start at o*stride - pad, in order, so the
+ * first and the last window per axis decide it.
+ */
+function poolWindowsTouchInput(node: NodeOf<'maxPool' | 'avgPool'>, size: [number, number], out: [number, number], pad: [number, number]): void {
+  for (const a of [0, 1]) {
+    const k = node.poolSize[a], s = node.strides[a], axis = a === 0 ? 'rows' : 'columns';
+    const first = -pad[a], last = (out[a] - 1) * s - pad[a];
+    const bad = first + k - 1 < 0 ? first : last > size[a] - 1 ? last : undefined;
+    if (bad !== undefined) {
+      fail(node, `a ${node.kind} window covers ${axis} ${bad}..${bad + k - 1} of an input with ${axis} 0..${size[a] - 1}, i.e. only padding (padding ${JSON.stringify(node.padding)}, pool ${node.poolSize.join('x')}, strides ${node.strides.join('x')}): it has nothing to pool. Use padding smaller than the pool size`);
+    }
+  }
+}
+
 function sequence(node: Node, shape: number[]): [number, number] {
   if (shape.length !== 2) throw new ShapeMismatchError(`node '${node.name}' (${node.kind}) needs a [T, D] sequence input, got ${shapeToString(shape)}`);
   return shape as [number, number];
@@ -179,6 +195,7 @@ function infer(node: Node, ins: number[][], inNodes: Node[]): { out: number[]; p
       const [h, w, c] = spatial(node, ins[0]);
       const win = resolveWindow(h, w, node.poolSize, node.strides, node.padding);
       if (win.outH < 1 || win.outW < 1) throw new ShapeMismatchError(`node '${node.name}' (${node.kind}): pool ${node.poolSize.join('x')} does not fit input ${shapeToString(ins[0])}`);
+      poolWindowsTouchInput(node, [h, w], [win.outH, win.outW], [win.top, win.left]);
       return { out: [win.outH, win.outW, c], params: [], macs: 0 };
     }
     case 'globalAvgPool': {

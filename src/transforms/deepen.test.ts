@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { R2RError } from '../errors.ts';
 import { GraphBuilder } from '../ir/builder.ts';
-import { analyzeGraph, countParams } from '../ir/graph.ts';
+import { analyzeGraph, countMacs, countParams } from '../ir/graph.ts';
 import type { Graph, Weights } from '../ir/types.ts';
 import { cloneWeights, initWeights } from '../ir/weights.ts';
 import { zooModel } from '../models/zoo.ts';
 import { compareLogits } from '../reference/compare.ts';
 import { forwardReference, runReference } from '../reference/execute.ts';
 import { Rng } from '../rng.ts';
-import { deepen, stageEnds, type DeepenOptions } from './deepen.ts';
+import { deepen, defaultSites, stageEnds, type DeepenOptions } from './deepen.ts';
 
 const N = 4;
 const EXACT = 1e-5;
@@ -96,7 +96,7 @@ describe('deepen: exactness per method, model and mode (reference executor)', ()
     assert.ok(r2r.inference <= EXACT && r2r.training <= EXACT);
     assert.ok(n2n.inference <= EXACT && n2n.training <= EXACT);
     assert.ok(rnd.inference > 1e-2 && rnd.training > 1e-2);
-    const fc = r2r.res.graph.nodes.find((n) => n.name === 'act1_deep1_fc1');
+    const fc = r2r.res.graph.nodes.find((n) => n.name === 'act1_deep1_fc1a');
     assert.equal(fc?.kind, 'dense');
   });
 });
@@ -117,7 +117,8 @@ describe('deepen: other insertion points', () => {
     const m = flatBn();
     const r2r = deepen(m.graph, m.weights, { method: 'r2r', after: 'relu1' });
     const n2n = deepen(m.graph, m.weights, { method: 'net2net', after: 'relu1' });
-    assert.deepEqual(r2r.graph.nodes.filter((n) => n.name.startsWith('relu1_deep1')).map((n) => n.kind), ['dense', 'batchNorm', 'activation', 'dense', 'batchNorm', 'add', 'activation']);
+    const branch = ['dense', 'batchNorm', 'activation', 'dense', 'batchNorm'];
+    assert.deepEqual(r2r.graph.nodes.filter((n) => n.name.startsWith('relu1_deep1')).map((n) => n.kind), [...branch, ...branch, 'add', 'add', 'activation']);
     const [ri, rt] = diffs(m, r2r, m.x, 6), [ni, nt] = diffs(m, n2n, m.x, 6);
     t.diagnostic(`flat-bn r2r: relDiff inference ${ri.toExponential(2)}, training ${rt.toExponential(2)}; net2net: inference ${ni.toExponential(2)}, training ${nt.toExponential(2)}`);
     assert.ok(ri <= EXACT && rt <= EXACT && ni <= EXACT);
@@ -139,31 +140,34 @@ describe('deepen: other insertion points', () => {
 });
 
 describe('deepen: structure', () => {
-  it('R2DeeperR pairs filters [U1; U1], reads them as [U2, -U2], and its branch is exactly zero', () => {
+  it('R2DeeperR: two branches with [U1; U1] first kernels and [U2, -U2] last kernels; their sum is exactly zero', () => {
     const { graph, weights, x } = model('resnet-cifar18');
     const res = deepen(graph, weights, { method: 'r2r', after: 's2b4_relu2' });
-    const k1 = res.weights['s2b4_relu2_deep1_conv1/kernel'], k2 = res.weights['s2b4_relu2_deep1_conv2/kernel'];
-    assert.deepEqual(k1.shape, [3, 3, 16, 16]);
-    const k = 8;
-    for (let r = 0; r < 9 * 16; r++) for (let j = 0; j < k; j++) assert.equal(k1.data[r * 16 + j], k1.data[r * 16 + j + k]);
-    for (let tap = 0; tap < 9; tap++) for (let j = 0; j < k; j++) for (let o = 0; o < 16; o++) {
-      assert.equal(k2.data[(tap * 16 + j) * 16 + o], -k2.data[(tap * 16 + j + k) * 16 + o]);
-    }
-    assert.ok(k1.data.some((v) => v !== 0) && k2.data.some((v) => v !== 0), 'free parameters are not zero');
+    const w = (n: string) => res.weights[`s2b4_relu2_deep1_${n}/kernel`];
+    assert.deepEqual(w('conv1a').shape, [3, 3, 16, 8]);
+    assert.deepEqual(w('conv2a').shape, [3, 3, 8, 16]);
+    assert.deepEqual(w('conv1b').data, w('conv1a').data);
+    assert.deepEqual(w('conv2b').data, w('conv2a').data.map((v) => -v));
+    assert.notEqual(w('conv1b').data, w('conv1a').data, 'separate tensors, free to diverge in training');
+    assert.ok(w('conv1a').data.some((v) => v !== 0) && w('conv2a').data.some((v) => v !== 0), 'free parameters are not zero');
     for (const training of [false, true]) {
       const outs = runReference(res.graph, res.weights, x, N, { training });
-      const branch = outs.get('s2b4_relu2_deep1_bn2')!;
-      assert.ok(branch.every((v) => Math.abs(v) < 1e-9), `branch not zero (training=${training})`);
+      const a = outs.get('s2b4_relu2_deep1_bn2a')!;
+      assert.ok(a.some((v) => Math.abs(v) > 0.1), 'each branch carries a real signal');
+      // Not "small": exactly zero, in float64 here and in float32 on the engines (deepen_float32.test.ts).
+      assert.ok(outs.get('s2b4_relu2_deep1_branch')!.every((v) => v === 0), `branch sum not exactly zero (training=${training})`);
+      assert.deepEqual(outs.get('s2b4_relu2_deep1_relu2'), outs.get('s2b4_relu2'));
     }
   });
 
-  it('resnet-cifar10 + 2 r2r blocks per stage has exactly resnet-cifar18\'s params (23,794) and node shapes', () => {
-    const g10 = zooModel('resnet-cifar10');
+  it('resnet-cifar10 + 2 r2r blocks per stage has resnet-cifar18\'s multiply-adds; parameters: + one batch norm per block (96)', () => {
+    const g10 = zooModel('resnet-cifar10'), g18 = zooModel('resnet-cifar18');
     const res = deepen(g10, initWeights(g10, new Rng(3)), { method: 'r2r', perStage: 2 });
     assert.equal(res.report.paramsBefore, 12082);
-    assert.equal(res.report.paramsAfter, 23794);
-    assert.equal(countParams(res.graph), 23794);
-    assert.deepEqual(signature(res.graph), signature(zooModel('resnet-cifar18')));
+    // ResNetCifar-18 has 23,794; each new block normalises its two branches separately: + 2C trainable (gamma, beta) per block.
+    assert.equal(res.report.paramsAfter, 23794 + 2 * (2 * 8) + 2 * (2 * 16));
+    assert.equal(countParams(res.graph), res.report.paramsAfter);
+    assert.equal(countMacs(res.graph), countMacs(g18));
     assert.equal(res.report.changes.length, 4);
   });
   it('resnet-cifar10-nores + 2 net2net blocks per stage has exactly resnet-cifar18-nores\'s params (23,634) and node shapes', () => {
@@ -178,6 +182,14 @@ describe('deepen: structure', () => {
     assert.deepEqual(stageEnds(zooModel('resnet-cifar18-nores')), ['s1b4_relu2', 's2b4_relu2']);
     assert.deepEqual(stageEnds(zooModel('small-conv')), []);
   });
+  it('without stages (SmallConv, the MLP), blocks go after every hidden layer; with stages, at stage ends', (t) => {
+    assert.deepEqual(defaultSites(zooModel('small-conv')), ['relu1', 'relu2']);
+    assert.deepEqual(defaultSites(zooModel('mlp')), ['act1', 'act2']);
+    assert.deepEqual(defaultSites(zooModel('resnet-cifar10')), ['s1b2_relu2', 's2b2_relu2']);
+    const m = measure(t, 'mlp', { method: 'r2r', perStage: 2 });
+    assert.equal(m.res.report.changes.length, 4);
+    assert.ok(m.inference === 0 && m.training === 0);
+  });
 
   it('tensor maps: old tensors same, new tensors new, covering every student tensor; inputs untouched', () => {
     const { graph, weights } = model('resnet-cifar18');
@@ -187,7 +199,8 @@ describe('deepen: structure', () => {
     assert.deepEqual(Object.keys(res.tensorMaps).sort(), Object.keys(res.weights).sort());
     for (const key of Object.keys(weights)) assert.deepEqual(res.tensorMaps[key], { kind: 'same', from: key });
     for (const key of res.report.tensorsChanged) assert.deepEqual(res.tensorMaps[key], { kind: 'new' });
-    assert.equal(res.report.tensorsChanged.length, 2 * (1 + 4) * 2);
+    // Per block: 4 kernels, 4 batch norms of 4 tensors.
+    assert.equal(res.report.tensorsChanged.length, 2 * (4 + 4 * 4));
     for (const key of Object.keys(weights)) assert.notEqual(res.weights[key].data, weights[key].data, `${key} shares memory`);
     assert.deepEqual(weights, before);
     assert.deepEqual(graph, graphBefore);
@@ -199,18 +212,18 @@ describe('deepen: structure', () => {
     const b = deepen(graph, weights, { method: 'r2r', after: 'relu1', seed: 7 });
     const c = deepen(graph, weights, { method: 'r2r', after: 'relu1', seed: 8 });
     assert.deepEqual(a.weights, b.weights);
-    assert.notDeepEqual(a.weights['relu1_deep1_conv1/kernel'], c.weights['relu1_deep1_conv1/kernel']);
+    assert.notDeepEqual(a.weights['relu1_deep1_conv1a/kernel'], c.weights['relu1_deep1_conv1a/kernel']);
   });
 
   it('init copy takes slices of the kernel before the insertion point; scale and he change the spread', () => {
     const { graph, weights } = model('resnet-cifar18');
     const copy = deepen(graph, weights, { method: 'r2r', after: 's1b1_relu2', init: { method: 'copy' } });
-    const ref = weights['s1b1_conv2/kernel'].data, k1 = copy.weights['s1b1_relu2_deep1_conv1/kernel'].data;
-    // U1 = the reference's first 4 filters: element (tap, i, j<4) equals ref (tap, i, j).
-    for (let r = 0; r < 9 * 8; r++) for (let j = 0; j < 4; j++) assert.equal(k1[r * 8 + j], ref[r * 8 + j]);
+    const ref = weights['s1b1_conv2/kernel'].data, k1 = copy.weights['s1b1_relu2_deep1_conv1a/kernel'].data;
+    // U1 = the reference's first 4 filters: element (tap, i, j<4) of [3, 3, 8, 4] equals ref (tap, i, j) of [3, 3, 8, 8].
+    for (let r = 0; r < 9 * 8; r++) for (let j = 0; j < 4; j++) assert.equal(k1[r * 4 + j], ref[r * 8 + j]);
     const small = deepen(graph, weights, { method: 'r2r', after: 's1b1_relu2', init: { scale: 0.01 } });
     const big = deepen(graph, weights, { method: 'r2r', after: 's1b1_relu2' });
-    const maxAbs = (r: typeof small) => Math.max(...r.weights['s1b1_relu2_deep1_conv1/kernel'].data.map(Math.abs));
+    const maxAbs = (r: typeof small) => Math.max(...r.weights['s1b1_relu2_deep1_conv1a/kernel'].data.map(Math.abs));
     assert.ok(maxAbs(small) < maxAbs(big) / 50);
   });
 
@@ -230,8 +243,8 @@ describe('deepen: structure', () => {
     const once = deepen(graph, weights, { method: 'r2r' });
     const twice = deepen(once.graph, once.weights, { method: 'r2r', seed: 1 });
     const again = deepen(twice.graph, twice.weights, { method: 'r2r', after: 's1_deep2_relu2' });
-    assert.ok(twice.graph.nodes.some((n) => n.name === 's1_deep2_conv1'));
-    assert.ok(again.graph.nodes.some((n) => n.name === 's1_deep2_relu2_deep1_conv1'));
+    assert.ok(twice.graph.nodes.some((n) => n.name === 's1_deep2_conv1a'));
+    assert.ok(again.graph.nodes.some((n) => n.name === 's1_deep2_relu2_deep1_conv1a'));
     analyzeGraph(again.graph);
     for (const training of [false, true]) {
       const d = compareLogits(forwardReference(graph, weights, x, N, { training }), forwardReference(again.graph, again.weights, x, N, { training })).relDiff;
@@ -249,12 +262,20 @@ describe('deepen: errors', () => {
     assertCode(() => deepen(graph, weights, { method: 'nope' as 'r2r', after: 'relu1' }), 'R2R_TRANSFORM', /unknown method "nope"/);
     assertCode(() => deepen(graph, weights, { method: 'r2r', perStage: 0 }), 'R2R_TRANSFORM', /perStage must be a positive integer/);
   });
-  it('no stage to deepen without after', () => assertCode(() => deepen(graph, weights, { method: 'r2r' }), 'R2R_TRANSFORM', /found no stage.*'after'/));
-  it('r2r on an odd channel count', () => {
+  it('nothing to deepen without after: no stage and no hidden layer', () => {
+    const b = new GraphBuilder('linear');
+    const g = b.build(b.dense(b.flatten(b.input([4, 4, 2])), 3, { name: 'fc' }));
+    assertCode(() => deepen(g, initWeights(g, new Rng(0)), { method: 'r2r' }), 'R2R_TRANSFORM', /no stage and no hidden layer.*'after'/);
+  });
+  it('r2r on an odd channel count: branches of width ceil(C/2), still exact', () => {
     const b = new GraphBuilder('odd');
     const y = b.relu(b.conv2d(b.input([4, 4, 2]), 5, 3, { name: 'c' }), 'r');
     const g = b.build(b.dense(b.flatten(y), 3, { name: 'fc' }));
-    assertCode(() => deepen(g, initWeights(g, new Rng(0)), { method: 'r2r', after: 'r' }), 'R2R_TRANSFORM', /'r' has 5 channels.*must be even/);
+    const w = initWeights(g, new Rng(0));
+    const res = deepen(g, w, { method: 'r2r', after: 'r' });
+    assert.deepEqual(res.weights['r_deep1_conv1a/kernel'].shape, [3, 3, 5, 3]);
+    const x = new Float32Array(3 * 32).map((_, i) => Math.sin(i));
+    for (const training of [false, true]) assert.deepEqual(forwardReference(res.graph, res.weights, x, 3, { training }), forwardReference(g, w, x, 3, { training }));
   });
   it('net2net after a non-idempotent or non-activation volume', () => {
     assertCode(() => deepen(graph, weights, { method: 'net2net', after: 'pool1' }), 'R2R_TRANSFORM', /'pool1' is not an activation output.*idempotent/);

@@ -8,7 +8,8 @@
  * holds a shape-preserving conv/dense (the layers a block repeats); its end is the last node of
  * that shape in topological order. In ResNetCifar that is the last ReLU of each residual stream
  * (the input of the next stage's first block, or of global pooling), with or without shortcuts;
- * the stem (7x7 conv, input shape differs from output shape) is no stage.
+ * the stem (7x7 conv, input shape differs from output shape) is no stage. A network without
+ * stages (SmallConv, the MLP) gets its blocks after every hidden layer instead (`defaultSites`).
  */
 import { TransformError } from '../errors.ts';
 import { analyzeGroups } from '../groups/analyze.ts';
@@ -17,7 +18,7 @@ import { shapeToString } from '../ir/shapes.ts';
 import type { Graph, Node, Weights } from '../ir/types.ts';
 import { cloneWeights, validateWeights } from '../ir/weights.ts';
 import { Rng } from '../rng.ts';
-import type { Block, Site } from './deepen_block.ts';
+import { branchWidth, type Block, type Site } from './deepen_block.ts';
 import { NET2NET_LAYERS_PER_BLOCK, net2netBlock } from './deepen_net2net.ts';
 import { r2rBlock } from './deepen_r2r.ts';
 import { randomBlock } from './deepen_random.ts';
@@ -54,9 +55,9 @@ export function deepen(graph: Graph, weights: Weights, opts: DeepenOptions): Tra
   const info = analyzeGraph(graph);
   validateWeights(graph, weights, 'deepen: weights', info);
 
-  const ends = after !== undefined ? [checkSite(graph, info, after)] : stageEnds(graph, info);
+  const ends = after !== undefined ? [checkSite(graph, info, after)] : defaultSites(graph, info);
   if (ends.length === 0) {
-    throw new TransformError(`deepen: found no stage in '${graph.name ?? 'graph'}' (no run of same-shape volumes with a shape-preserving conv or dense); pass 'after' with a node to deepen after`);
+    throw new TransformError(`deepen: found no stage and no hidden layer in '${graph.name ?? 'graph'}' (no run of same-shape volumes with a shape-preserving conv or dense, no conv or dense before the logits); pass 'after' with a node to deepen after`);
   }
   if (method === 'net2net') for (const x of ends) refuseResidual(graph, info, x);
 
@@ -87,7 +88,7 @@ export function deepen(graph: Graph, weights: Weights, opts: DeepenOptions): Tra
   const exact = method === 'r2r' ? { inference: true, training: true }
     : method === 'net2net' ? { inference: !noise, training: !noise && !usesBatchNorm }
       : { inference: false, training: false };
-  if (method === 'r2r') notes.push('R2DeeperR: the branch [U2, -U2] cancels only to float rounding; in training mode a batch norm after it divides that residue by its batch std (floored by sqrt(eps)), so engines show a small nonzero difference');
+  if (method === 'r2r') notes.push('R2DeeperR: each new block adds two branches, the second the first with its last kernel negated ([U1; U1], [U2, -U2] as two branches); their sum is exactly 0 in any float precision, so the block is the identity in inference and training mode');
   if (method === 'net2net' && usesBatchNorm) notes.push('Net2DeeperNet: the identity batch norms hold only in inference; in training mode batch statistics make the new layers approximately, not exactly, the identity');
   if (method === 'net2net' && noise) notes.push('Net2DeeperNet: init noise on the identity kernels makes the student only approximately equal to the teacher');
   if (method === 'random') notes.push('random padding: a baseline, not function-preserving');
@@ -124,6 +125,38 @@ export function stageEnds(graph: Graph, info: GraphInfo = analyzeGraph(graph)): 
     if ((n.kind === 'conv2d' || n.kind === 'dense') && shapeToString(ni.inputShapes[0]) === key) repeated.add(key);
   });
   return [...repeated].map((k) => last.get(k)!).sort((a, b) => a - b).map((i) => graph.nodes[i].name);
+}
+
+/**
+ * Where blocks go without `after`: the end of every stage; in a network without stages (SmallConv,
+ * the MLP: no shape-preserving layer to repeat), after every hidden layer.
+ */
+export function defaultSites(graph: Graph, info: GraphInfo = analyzeGraph(graph)): string[] {
+  const stages = stageEnds(graph, info);
+  return stages.length > 0 ? stages : hiddenLayerEnds(graph, info);
+}
+
+const FOLLOWS_LAYER: ReadonlySet<Node['kind']> = new Set(['batchNorm', 'activation', 'maxPool', 'avgPool', 'dropout']);
+
+/**
+ * For each conv/dense other than the logits, the last activation on the chain of channel-wise ops
+ * that follows it alone (batch norm, activation, pooling, dropout), else the chain's end: SmallConv
+ * gives relu1 and relu2, the MLP act1 and act2.
+ */
+export function hiddenLayerEnds(graph: Graph, info: GraphInfo = analyzeGraph(graph)): string[] {
+  const ends: string[] = [];
+  for (const n of graph.nodes) {
+    if ((n.kind !== 'conv2d' && n.kind !== 'dense') || n.name === graph.output) continue;
+    let end = n.name, act: string | undefined;
+    for (;;) {
+      const next = info.consumers.get(end)!;
+      if (next.length !== 1 || next[0] === graph.output || !FOLLOWS_LAYER.has(info.nodes.get(next[0])!.node.kind)) break;
+      end = next[0];
+      if (info.nodes.get(end)!.node.kind === 'activation') act = end;
+    }
+    if (!ends.includes(act ?? end)) ends.push(act ?? end);
+  }
+  return ends;
 }
 
 /**
@@ -180,9 +213,13 @@ function splice(graph: Graph, x: string, block: Block): Graph {
 
 function describe(method: DeepenMethod, site: Site, block: Block): string {
   const c = site.shape[site.shape.length - 1];
-  const layer = site.shape.length === 3 ? `conv3x3 ${c}->${c}` : `dense ${c}->${c}`;
+  const layer = (cin: number, cout: number) => `${site.shape.length === 3 ? 'conv3x3' : 'dense'} ${cin}->${cout}`;
   const bn = site.batchNorm ? '-BN' : '';
+  if (method === 'net2net') return `Net2DeeperNet identity layers ${site.prefix} (${NET2NET_LAYERS_PER_BLOCK} x ${layer(c, c)}${bn}-${site.xActivation})`;
+  const k = branchWidth(site);
+  const branch = `${layer(c, k)}${bn}-${site.xActivation ?? 'relu'}-${layer(k, c)}${bn}`;
   const layers = block.nodes.filter((n) => n.kind === 'conv2d' || n.kind === 'dense').length;
-  if (method === 'net2net') return `Net2DeeperNet identity layers ${site.prefix} (${NET2NET_LAYERS_PER_BLOCK} x ${layer}${bn}-${site.xActivation})`;
-  return `${method === 'r2r' ? 'R2DeeperR zero-branch' : 'randomly initialised'} residual block ${site.prefix} (${layers} x ${layer}${bn}, add)`;
+  return method === 'r2r'
+    ? `R2DeeperR residual block ${site.prefix} (2 branches ${branch}, the second's last kernel negated: sum 0; ${layers} layers, add)`
+    : `randomly initialised residual block ${site.prefix} (2 branches ${branch}; ${layers} layers, add)`;
 }

@@ -88,26 +88,48 @@ export function activationNode(name: string, input: string, fn: ActivationFn): N
   return { kind: 'activation', name, inputs: [input], fn };
 }
 
-/** Layer names inside a block: `<prefix>_conv1` (spatial) or `<prefix>_fc1` (flat), `<prefix>_bn1`. */
-export function layerNames(site: Site, i: number): { linear: string; bn: string } {
-  return { linear: `${site.prefix}_${site.shape.length === 3 ? 'conv' : 'fc'}${i}`, bn: `${site.prefix}_bn${i}` };
+/**
+ * Layer names inside a block: `<prefix>_conv1` (spatial) or `<prefix>_fc1` (flat), `<prefix>_bn1`;
+ * with a path letter, `<prefix>_conv1a`, `<prefix>_bn1a`.
+ */
+export function layerNames(site: Site, i: number, path = ''): { linear: string; bn: string } {
+  return { linear: `${site.prefix}_${site.shape.length === 3 ? 'conv' : 'fc'}${i}${path}`, bn: `${site.prefix}_bn${i}${path}` };
 }
 
+/** Inner width of each of the block's two branches: half the volume's channels, rounded up. */
+export function branchWidth(site: Site): number { return Math.ceil(channelsOf(site) / 2); }
+
 /**
- * The residual block of R2DeeperR and of random padding, shaped like the zoo's basic block:
- * layer1 (conv/dense [+ BN]) - act - layer2 (conv/dense [+ BN]) - add with x - act, where act is
- * x's own activation (ReLU when x is not an activation output). The activation after the add is
- * kept only when it is idempotent (ReLU, ReLU6): on a block output equal to x it is then the
- * identity; otherwise the block ends at the add. Inner width = C, as in the basic block.
+ * Kernels of the block's two branches, `[T, in, out]`: branch a reads x with `a1` (`[T, C, k]`)
+ * and writes with `a2` (`[T, k, C]`); branch b with `b1` and `b2`.
  */
-export function residualBlock(site: Site, kernel1: Float32Array, kernel2: Float32Array): Block {
-  const c = channelsOf(site);
+export interface BranchKernels { a1: Float32Array; a2: Float32Array; b1: Float32Array; b2: Float32Array }
+
+/**
+ * The residual block of R2DeeperR and of random padding: two branches of the zoo's basic-block
+ * shape, each at inner width k = ceil(C/2), so together they have the basic block's multiply-adds:
+ *
+ *   branch p (a, b):  layer1 C->k [+ BN] - act - layer2 k->C [+ BN]
+ *   y = act(add(add(branch a, branch b), x))
+ *
+ * act is x's own activation (ReLU when x is not an activation output). The activation after the
+ * add is kept only when it is idempotent (ReLU, ReLU6): on a block output equal to x it is then
+ * the identity; otherwise the block ends at the add. The branches are summed first and x is added
+ * last, so a branch sum that is exactly 0 gives exactly x (deepen_r2r.ts).
+ */
+export function residualBlock(site: Site, kernels: BranchKernels): Block {
+  const c = channelsOf(site), k = branchWidth(site);
   const fn = site.xActivation ?? 'relu';
   const block: Block = { nodes: [], output: '', weights: {} };
-  const y1 = addLayer(block, site, layerNames(site, 1), site.x, c, c, kernel1);
-  block.nodes.push(activationNode(`${site.prefix}_${fn}1`, y1, fn));
-  const y2 = addLayer(block, site, layerNames(site, 2), `${site.prefix}_${fn}1`, c, c, kernel2);
-  block.nodes.push({ kind: 'add', name: `${site.prefix}_add`, inputs: [y2, site.x] });
+  const branch = (path: 'a' | 'b', w1: Float32Array, w2: Float32Array): string => {
+    const y1 = addLayer(block, site, layerNames(site, 1, path), site.x, c, k, w1);
+    const act = `${site.prefix}_${fn}1${path}`;
+    block.nodes.push(activationNode(act, y1, fn));
+    return addLayer(block, site, layerNames(site, 2, path), act, k, c, w2);
+  };
+  const za = branch('a', kernels.a1, kernels.a2), zb = branch('b', kernels.b1, kernels.b2);
+  block.nodes.push({ kind: 'add', name: `${site.prefix}_branch`, inputs: [za, zb] });
+  block.nodes.push({ kind: 'add', name: `${site.prefix}_add`, inputs: [`${site.prefix}_branch`, site.x] });
   block.output = `${site.prefix}_add`;
   if (isIdempotent(site.xActivation)) {
     block.nodes.push(activationNode(`${site.prefix}_${fn}2`, block.output, fn));

@@ -2,65 +2,41 @@
  * R2DeeperR (the paper's section 4.3-4.4, eqs. 19-23; appendix C.3): a new residual block
  * `y = x + z(x)` whose branch z starts at exactly zero, by the pairing trick of R2WiderR.
  *
- * With C = 2k channels, free U1 (`[T, C, k]`) and U2 (`[T, k, C]`), T = 9 taps (3x3) or 1 (dense):
+ * The paper's zero branch is one branch of 2k paired channels: layer 1 `W1 = [U1 ; U1]` makes
+ * h_L = h_R, layer 2 `W2 = [U2 , -U2]` computes U2 h_L - U2 h_R = 0. Here the two halves of the
+ * pair are two branches (deepen_block.ts), with free U1 (`[T, C, k]`) and U2 (`[T, k, C]`),
+ * T = 9 taps (3x3) or 1 (dense), k = ceil(C/2):
  *
- *   layer 1 kernel  W1 = [U1 ; U1]      (out axis: filters j and j + k are equal)
- *   layer 1 BN      paired (fresh: gamma 1, beta 0, mean 0, var 1, the same for j and j + k)
- *   layer 2 kernel  W2 = [U2 , -U2]     (in axis: slice j + k is minus slice j), bias 0
- *   layer 2 BN      beta 0, moving mean 0
+ *   branch a:  layer 1 kernel U1,  BN (fresh), act,  layer 2 kernel  U2,  BN (fresh: beta 0, mean 0)
+ *   branch b:  layer 1 kernel U1,  BN (fresh), act,  layer 2 kernel -U2,  BN (fresh)
+ *   y = act((z_a + z_b) + x)
  *
- * The volume after layer 1's activation is paired, h_j = h_{j+k}, in inference and in training
- * (equal channels have equal batch statistics), so W2 h = U2 h_L - U2 h_R = 0: the branch is
- * BN(0) = 0 (inference: (0 - 0)/sqrt(1 + eps) * gamma + 0; training: a zero channel has batch
- * mean and variance 0). Then y = x + 0 = x, and the ReLU after the add is the identity because x
- * is already a ReLU output. Exact in both modes.
+ * Branch b computes the same h as branch a (same kernel, same batch-norm parameters, so the same
+ * batch statistics in training), then -U2 h = -(U2 h); a batch norm with beta 0 and moving mean 0
+ * is odd (BN(-v) = -BN(v): in training the batch mean and variance of -v are -mean and var), so
+ * z_b = -z_a and the block is x + 0 = x in inference and training mode.
  *
- * Numerics (SPEC section 3): in float32, U2 h_L - U2 h_R cancels only to rounding, and in
- * training mode BN2 divides that residue by its batch std floored by sqrt(eps) (~3e-3), i.e.
- * multiplies it by ~300. The tests measure the result.
+ * Why two branches and not one conv [U2, -U2]: in float32 a conv's sum U2 h_L - U2 h_R cancels
+ * only to rounding (~1e-7 of its terms), and in training mode the batch norm after it normalises
+ * that residue by its batch std, floored by sqrt(eps): a ~300x amplification (SPEC section 3).
+ * Here nothing normalises a cancelled quantity: each branch's batch norm sees a genuine signal,
+ * and the cancellation is the single addition z_a + (-z_a), which is exactly 0 in any precision
+ * (negating a kernel negates every product and partial sum exactly, as rounding is symmetric).
+ * The two branches have the paired form's kernels and multiply-adds; they differ from it only in
+ * normalising each branch's output separately (C more batch-norm channels), which also lets the
+ * block grow smoothly in training: after a gradient step z_a + z_b is small, where one batch norm
+ * over a zero branch would jump to unit scale.
  */
-import { TransformError } from '../errors.ts';
 import type { Rng } from '../rng.ts';
-import { residualBlock, channelsOf, tapsOf, type Block, type Site } from './deepen_block.ts';
+import { branchWidth, channelsOf, residualBlock, tapsOf, type Block, type Site } from './deepen_block.ts';
 import { addNoise, sampleFree, type InitOptions } from './init.ts';
 
 export function r2rBlock(site: Site, init: InitOptions, rng: Rng): Block {
-  const c = channelsOf(site);
-  if (c % 2 !== 0) {
-    throw new TransformError(`deepen r2r: volume '${site.x}' has ${c} channels; R2DeeperR pairs the block's channels (C = 2k), so C must be even. Deepen after an even-width volume, or widen it first`);
-  }
-  const k = c / 2, t = tapsOf(site);
+  const c = channelsOf(site), k = branchWidth(site), t = tapsOf(site);
   const notes: string[] = [];
   const u1 = freeKernel(site, 'out', [t, c, k], init, rng, notes);
   const u2 = freeKernel(site, 'in', [t, k, c], init, rng, notes);
-  return { ...residualBlock(site, pairOutputs(u1, t, c, k), pairNegatedInputs(u2, t, k, c)), notes };
-}
-
-/** W1 = [U1 ; U1]: `[T, C, 2k]` from `[T, C, k]`, filter j + k = filter j. */
-function pairOutputs(u1: Float32Array, t: number, c: number, k: number): Float32Array {
-  const w = new Float32Array(t * c * 2 * k);
-  for (let r = 0; r < t * c; r++) {
-    for (let j = 0; j < k; j++) {
-      w[r * 2 * k + j] = u1[r * k + j];
-      w[r * 2 * k + j + k] = u1[r * k + j];
-    }
-  }
-  return w;
-}
-
-/** W2 = [U2 , -U2]: `[T, 2k, C]` from `[T, k, C]`, input slice j + k = -(input slice j). */
-function pairNegatedInputs(u2: Float32Array, t: number, k: number, c: number): Float32Array {
-  const w = new Float32Array(t * 2 * k * c);
-  for (let tap = 0; tap < t; tap++) {
-    for (let j = 0; j < k; j++) {
-      for (let o = 0; o < c; o++) {
-        const v = u2[(tap * k + j) * c + o];
-        w[(tap * 2 * k + j) * c + o] = v;
-        w[(tap * 2 * k + j + k) * c + o] = -v;
-      }
-    }
-  }
-  return w;
+  return { ...residualBlock(site, { a1: u1, a2: u2, b1: u1.slice(), b2: u2.map((v) => -v) }), notes };
 }
 
 /**

@@ -70,6 +70,8 @@ describe('kernel-size morph', () => {
   it('tensor maps: the kernel gathers old taps (-1 = new zero tap), the rest is the same; inputs untouched', () => {
     const before = cloneWeights(weights);
     const res = morphKernel(graph, weights, { node: 's1b1_conv1', size: 5 });
+    // The report names the method as the CLI does (--transform kernel --method netmorph), not 'zero-pad'.
+    assert.deepEqual([res.report.transform, res.report.method], ['kernel', 'netmorph']);
     const m = res.tensorMaps['s1b1_conv1/kernel'];
     assert.equal(m.kind, 'gather');
     if (m.kind !== 'gather') return;

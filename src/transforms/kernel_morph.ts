@@ -58,7 +58,7 @@ export function morphKernel(graph: Graph, weights: Weights, opts: KernelMorphOpt
     graph: g,
     weights: wts,
     report: {
-      transform: 'kernel', method: 'zero-pad',
+      transform: 'kernel', method: 'netmorph', // the CLI's name for it (--transform kernel --method netmorph)
       exact: { inference: true, training: true },
       changes: [{ node: node.name, what: `kernel ${kh}x${kw} -> ${nh}x${nw}, padding ${JSON.stringify(node.padding)} -> ${JSON.stringify(padding)}` }],
       tensorsChanged: [key],

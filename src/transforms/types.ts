@@ -45,7 +45,11 @@ export interface TransformChange {
 export interface TransformReport {
   transform: 'widen' | 'deepen' | 'kernel' | 'mlp' | 'heads' | 'width';
   method: string;
-  /** Whether the method is function-preserving in inference / training mode (SPEC). */
+  /**
+   * Whether the method is function-preserving in inference / training mode (SPEC). Training mode
+   * means batch statistics with dropout off: dropout masks are random per channel, so with dropout
+   * active no widening that adds paired or copied channels is exact per batch (the notes say where).
+   */
   exact: { inference: boolean; training: boolean };
   changes: TransformChange[];
   /** Tensors (`<node>/<param>`) whose shape or values changed, or that are new. */

@@ -121,6 +121,7 @@ export function widen(graph: Graph, weights: Weights, opts: WidenOptions): Trans
     changes.push(...step.changes);
     step.tensorsChanged.forEach((k) => changed.add(k));
     notes.push(`widened ${describeGroup(group)} by ${E} to ${group.size + E}`);
+    if (method === 'r2r' || method === 'net2net') notes.push(...dropoutNotes(g, ctx, method));
   }
 
   return {
@@ -132,6 +133,18 @@ export function widen(graph: Graph, weights: Weights, opts: WidenOptions): Trans
       paramsBefore: countParams(graph, info), paramsAfter: countParams(g), notes,
     },
   };
+}
+
+/**
+ * Dropout masks every channel independently, so in training mode with dropout active the new
+ * channels of R2WiderR (pairs) or Net2WiderNet (copies) no longer cancel or sum back: the student
+ * equals the teacher with dropout off (and in inference), not per random mask. Says so, per dropout.
+ */
+function dropoutNotes(graph: Graph, ctx: WidenContext, method: 'r2r' | 'net2net'): string[] {
+  const rate = new Map(graph.nodes.flatMap((n) => (n.kind === 'dropout' ? [[n.name, n.rate] as const] : [])));
+  const active = ctx.affected.flatMap((grp) => grp.channelOps).filter((op) => op.kind === 'dropout' && (rate.get(op.node) ?? 0) > 0).map((op) => `'${op.node}' (rate ${rate.get(op.node)})`);
+  if (active.length === 0) return [];
+  return [`${method === 'r2r' ? 'R2WiderR' : 'Net2WiderNet'}: dropout ${active.join(', ')} masks ${describeGroup(ctx.group)}; in training mode with dropout active, the new ${method === 'r2r' ? 'paired' : 'copied'} channels get masks independent of their ${method === 'r2r' ? 'partners' : 'originals'}, so the student differs from the teacher per batch. Exact in inference and in training mode with dropout off (what r2r verify compares)`];
 }
 
 function targetGroup(graph: Graph, analysis: GroupAnalysis, at: string): ChannelGroup {

@@ -42,12 +42,12 @@ describe('r2r with GPT models (CLI)', () => {
   it('verify: R2R widening of a GPT (MLP groups) is exact on a random token batch; random padding is not', () => {
     const ok = r2r('verify', ...TINY, '--vocab', '11', '--transform', 'widen', '--method', 'r2r', '--add', '4', '--engine', 'tfjs', '--batch', '3', '--json');
     assert.equal(ok.status, 0, ok.stderr);
-    const modes = JSON.parse(ok.stdout).results; // verify --json: one document, `results` per mode
+    const modes: any[] = JSON.parse(ok.stdout).results; // verify --json: one document, `results` per mode
     assert.deepEqual(modes.map((m) => m.pass), [true, true]);
     assert.ok(modes.every((m) => m.relDiff <= 1e-5 && m.paramsAfter > m.paramsBefore));
     const bad = r2r('verify', ...TINY, '--vocab', '11', '--transform', 'widen', '--method', 'random', '--add', '4', '--engine', 'tfjs', '--batch', '3', '--json');
     assert.equal(bad.status, 0, bad.stderr);
-    assert.ok(JSON.parse(bad.stdout).results.every((m) => m.relDiff > 1e-3));
+    assert.ok((JSON.parse(bad.stdout).results as any[]).every((m) => m.relDiff > 1e-3));
     const coupled = r2r('verify', ...TINY, '--transform', 'widen', '--at', 'h0_ln1', '--add', '2', '--engine', 'tfjs');
     assert.equal(coupled.status, EXIT_CODES.R2R_TRANSFORM);
     assert.match(coupled.stderr, /coupled by 'h0_ln1'/);

@@ -22,7 +22,7 @@ function r2r(...args: string[]): { status: number | null; stdout: string; stderr
 }
 const TINY = ['--model', 'gpt', '--layers', '2', '--heads', '2', '--dim', '16', '--block', '8', '--vocab', '11', '--engine', 'tfjs', '--batch', '3'];
 /** verify --json prints one JSON document whose `results` hold one object per mode. */
-const modes = (stdout: string) => JSON.parse(stdout).results;
+const modes = (stdout: string): any[] => JSON.parse(stdout).results;
 
 describe('growing a GPT from the command line', () => {
   for (const [transform, extra] of [['heads', ['--add', '2']], ['mlp', []], ['width', []], ['deepen', ['--position', '1', '--per-stage', '1']]] as const) {

@@ -331,6 +331,45 @@ export function describeEngineConformance(label: string, makeEngine: () => Promi
       assert.notDeepEqual(await m.getWeights(), w);
     });
 
+    it('dropout: one seed draws the same masks in every model built with it, even interleaved; inference is the identity', async () => {
+      const b = new GraphBuilder('drop');
+      const g = b.build(b.dense(b.dropout(b.input([50]), 0.5, 'drop'), 3, { name: 'fc' }));
+      const rng = new Rng('drop');
+      const w = initWeights(g, rng);
+      const batch = { x: Float32Array.from({ length: 4 * 50 }, () => rng.normal()), n: 4 };
+      // All three are built before any forward: a generator shared between models would give m1
+      // and m2 different masks (the torch engine's did, issue 8).
+      const [m1, m2, m3] = [await build(g, w, 7), await build(g, w, 7), await build(g, w, 8)];
+      const t1 = await m1.forward(batch, { training: true });
+      assert.deepEqual(await m2.forward(batch, { training: true }), t1);
+      assert.notDeepEqual(await m3.forward(batch, { training: true }), t1);
+      const second = await m1.forward(batch, { training: true });
+      assert.notDeepEqual(second, t1, 'the mask changes from call to call');
+      assert.deepEqual(await m2.forward(batch, { training: true }), second, 'the two models stay in step');
+      const ref = forwardReference(g, w, batch.x, batch.n, { training: false });
+      assert.ok(compareLogits(ref, await m1.forward(batch, { training: false })).relDiff <= 1e-6);
+    });
+
+    it('a dead node (output read by nothing): zero gradients, left alone by a training step', async () => {
+      // tfjs threw "Argument 'x' passed to 'reshape' must be a Tensor" here (issue 8).
+      const b = new GraphBuilder('dead');
+      const x = b.input([1]);
+      b.dense(x, 3, { name: 'fc1' });
+      const g = b.build(b.dense(x, 2, { name: 'fc2' }));
+      const w = initWeights(g, new Rng('dead'));
+      const batch = { x: Float32Array.from([0.5, -1, 2]), n: 3, labels: Int32Array.from([0, 1, 0]) };
+      const m = await build(g, w);
+      const { grads } = await m.gradients(batch);
+      assert.deepEqual(Object.keys(grads).sort(), ['fc1/bias', 'fc1/kernel', 'fc2/bias', 'fc2/kernel']);
+      for (const k of ['fc1/kernel', 'fc1/bias']) assert.ok(grads[k].data.every((v) => v === 0), k);
+      assert.ok(grads['fc2/kernel'].data.some((v) => v !== 0));
+      m.setOptimizer({ kind: 'adam', lr: 0.1 });
+      await m.trainStep(batch);
+      const after = await m.getWeights();
+      assert.deepEqual(after['fc1/kernel'], w['fc1/kernel']);
+      assert.notDeepEqual(after['fc2/kernel'], w['fc2/kernel']);
+    });
+
     it('training a small conv net on a separable synthetic problem lowers the loss', async () => {
       const b = new GraphBuilder('toy');
       let y = b.input([8, 8, 1]);

@@ -86,6 +86,7 @@ export function register(program: Command): void {
         const r0 = out.results[0];
         console.log(`${source}: ${o.transform} ${r0.method} on ${engine.description}; params ${r0.paramsBefore.toLocaleString('en-US')} -> ${r0.paramsAfter.toLocaleString('en-US')}`);
         for (const n of out.student.report.notes) console.log(`  ${n}`);
+        if (out.results.some((r) => r.dropoutOff)) console.log('  training mode is compared with dropout off (rate 0 in both networks, batch statistics on): masks are random per channel, and a student\'s paired or copied channels would need their partners\' masks');
         console.log(formatTable(['mode', 'max |Δ logits|', 'relative error', 'exact by construction', 'result'],
           out.results.map((r) => [r.mode, r.maxAbsDiff.toExponential(3), r.relDiff.toExponential(3), r.exactExpected ? 'yes' : 'no', r.exactExpected ? (r.pass ? 'PASS' : 'FAIL') : '-'])));
         if (o.save) console.log(`saved teacher/, student/ and batch.safetensors under ${o.save}`);

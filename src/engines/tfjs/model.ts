@@ -197,7 +197,9 @@ export class TfjsModel implements EngineModel {
     const correct = ops.correctCount(logits!, lab);
     logits!.dispose();
     const byName = new Map<string, Tensor>();
-    for (const p of this.trainable) byName.set(p.name, grads[p.variable.name]);
+    // A parameter the loss does not depend on (a node whose output nothing reads) gets no entry
+    // from tf.variableGrads; its gradient is zero, as in the torch engine.
+    for (const p of this.trainable) byName.set(p.name, grads[p.variable.name] ?? tf.zerosLike(p.variable));
     return { loss: value, correct, grads: byName };
   }
 

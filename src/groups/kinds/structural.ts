@@ -14,10 +14,13 @@ export const concatHandler: KindHandler = handler({
   kind: 'concat', relation: () => 'concat', axes: () => NO_AXES, mapsZeroToZero: () => true,
 });
 
-/** Flattening a flat [F] volume changes nothing, so it ties; [H, W, C] maps with stride C. */
+/**
+ * Flattening a flat [F] volume, or a [1, 1, C] one, keeps channel c at index c, so it ties (as
+ * a channel-wise op); [H, W, C] with H*W > 1 maps channel c to H*W indices, stride C.
+ */
 export const flattenHandler: KindHandler = handler({
   kind: 'flatten',
-  relation: (_n, ins) => (ins[0].length === 1 ? 'tie' : 'flatten'),
+  relation: (_n, ins) => (ins[0].length === 1 || ins[0][0] * ins[0][1] === 1 ? 'tie' : 'flatten'),
   axes: () => NO_AXES,
   mapsZeroToZero: () => true,
 });
