@@ -22,7 +22,8 @@ const CASES = ['resnet-cifar18-nores:0:match-std', 'resnet-cifar10-nores:1:match
 
 test(`r2r verify --transform deepen --method r2r passes on every zoo model (${engines})`, (t) => {
   const r = spawnSync(process.execPath, ['scripts/deepen-matrix.mjs', '--engines', engines, '--cases', CASES.join(',')], { cwd: root, encoding: 'utf8' });
-  for (const line of r.stdout.split('\n')) if (line) t.diagnostic(line);
+  // Indented, so no line reads like the runner's own '# pass N' / '# fail N' summary.
+  for (const line of r.stdout.split('\n')) if (line) t.diagnostic(`  ${line}`);
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, new RegExp(`${CASES.length * engines.split(',').length} runs, 0 failed`));
   for (const e of engines.split(',')) for (const mode of ['inference', 'training']) assert.match(r.stdout, new RegExp(`worst ${e} ${mode}: `));
