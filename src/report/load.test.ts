@@ -49,6 +49,16 @@ describe('loadSuite', () => {
     assert.equal(s.runs[1].teacher, 'NCT-WidenTeacher');
   });
 
+  test('a copied suite whose teacher cache folder is gone still links students to the teacher in it (runner names: <name>-<12 hex>)', () => {
+    const dir = join(root, 'copied');
+    const [tdir, sdir] = writeSyntheticSuite(dir, [SYNTHETIC_SUITE[0], { ...SYNTHETIC_SUITE[2], teacher: undefined }]);
+    void tdir;
+    // As the experiment runner writes it, after the results were copied away from its cache.
+    writeFileSync(join(sdir, 'run.json'), JSON.stringify({ name: 'NCT-R2WiderR', config: { teacher: { name: 'NCT-WidenTeacher', dir: 'results/.teachers/NCT-WidenTeacher-d218d315cb04', flops: 1 } }, engine: 'x', startedAt: '', status: 'completed' }));
+    const s = loadSuite(dir);
+    assert.equal(s.runs.find((r) => r.name === 'NCT-R2WiderR')!.teacher, 'NCT-WidenTeacher');
+  });
+
   test('runs sharing a name are told apart by their directory', () => {
     const dir = join(root, 'dupes');
     writeSyntheticSuite(join(dir, 'a'), [SYNTHETIC_SUITE[1]]);

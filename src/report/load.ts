@@ -204,7 +204,9 @@ export function teacherRef(config: unknown): string | undefined {
 function teacherName(ref: string): string {
   if (!ref.includes('/') && !ref.includes('\\')) return ref;
   const dir = findRunDirUp(ref);
-  return dir ? readName(dir) : basename(ref);
+  // A teacher cache folder that is not there any more (results copied elsewhere) still names its
+  // run: the runner calls it `<name>-<12 hex of its configuration>`.
+  return dir ? readName(dir) : basename(ref).replace(/-[0-9a-f]{12}$/, '');
 }
 
 function findTeacherDir(ref: string, bases: string[]): string | undefined {
