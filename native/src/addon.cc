@@ -95,6 +95,15 @@ struct ModelState {
 
 using Reporter = std::function<void(int64_t, double)>;
 
+/**
+ * Keeps a JS value (a borrowed input array) alive until its job settles. Created and reset on the
+ * main thread only; its destructor never deletes the reference (it may run on the engine thread).
+ */
+struct Keep {
+  Napi::Reference<Napi::Value> ref;
+  explicit Keep(const Napi::Value& v) : ref(Napi::Persistent(v)) { ref.SuppressDestruct(); }
+};
+
 struct JobState {
   Napi::Promise::Deferred deferred;
   Napi::ThreadSafeFunction tsfn;
@@ -108,12 +117,13 @@ struct JobState {
  * `progress` (optional JS function) receives (batchesDone, meanLoss) from the reporter.
  */
 Napi::Promise schedule(Napi::Env env, std::shared_ptr<ModelState> model, std::function<void(const Reporter&)> work,
-                       std::function<Napi::Value(Napi::Env)> done, Napi::Function progress = Napi::Function()) {
+                       std::function<Napi::Value(Napi::Env)> done, Napi::Function progress = Napi::Function(),
+                       std::shared_ptr<Keep> keep = nullptr) {
   auto st = std::make_shared<JobState>(env);
   Napi::Function fn = progress.IsEmpty() ? Napi::Function::New(env, [](const Napi::CallbackInfo&) {}) : progress;
   st->tsfn = Napi::ThreadSafeFunction::New(env, fn, "r2r-torch-job", 0, 1);
   const bool hasProgress = !progress.IsEmpty();
-  engine().post([st, model, work = std::move(work), done = std::move(done), hasProgress]() {
+  engine().post([st, model, work = std::move(work), done = std::move(done), hasProgress, keep]() {
     Reporter report;
     if (hasProgress) {
       report = [st](int64_t batches, double loss) {
@@ -141,18 +151,19 @@ Napi::Promise schedule(Napi::Env env, std::shared_ptr<ModelState> model, std::fu
       st->failed = true;
       st->error = describe(e);
     }
-    st->tsfn.BlockingCall([st, done](Napi::Env env, Napi::Function) {
+    st->tsfn.BlockingCall([st, done, keep](Napi::Env env, Napi::Function) {
       if (st->failed) {
         st->deferred.Reject(Napi::Error::New(env, st->error).Value());
-        return;
+      } else {
+        try {
+          st->deferred.Resolve(done(env));  // done may read a borrowed input: release it after
+        } catch (const Napi::Error& e) {
+          st->deferred.Reject(e.Value());
+        } catch (const std::exception& e) {
+          st->deferred.Reject(Napi::Error::New(env, describe(e)).Value());
+        }
       }
-      try {
-        st->deferred.Resolve(done(env));
-      } catch (const Napi::Error& e) {
-        st->deferred.Reject(e.Value());
-      } catch (const std::exception& e) {
-        st->deferred.Reject(Napi::Error::New(env, describe(e)).Value());
-      }
+      if (keep) keep->ref.Reset();
     });
     st->tsfn.Release();
   });
@@ -226,6 +237,34 @@ torch::Tensor copyInput(const Net& net, const Napi::Value& v, int64_t n, const c
     throw Napi::RangeError::New(v.Env(), std::string(what) + " holds " + std::to_string(a.ElementLength()) + " ids, expected " + std::to_string(numel));
   }
   return torch::from_blob(a.Data(), shape, torch::kInt).to(torch::kLong);  // .to copies
+}
+
+/** A call's input and what keeps its memory alive while the engine thread reads it. */
+struct Input {
+  torch::Tensor x;
+  std::shared_ptr<Keep> keep;
+};
+
+/**
+ * A call's batch inputs. Float values are borrowed, not copied: the tensor reads the JS array's
+ * memory, which `keep` holds until the job settles (engine.ts: callers leave a batch unchanged
+ * until its promise settles; the net never writes its input). A 256-image CIFAR batch is 3 MB,
+ * and copying it cost ~0.2-0.3 ms per call, as long as the whole MLP forward pass took on one
+ * thread beyond PyTorch's. Token ids are converted to int64 (a copy).
+ */
+Input borrowInput(const Net& net, const Napi::Value& v, int64_t n, const char* what) {
+  if (net.tokenInput()) return {copyInput(net, v, n, what), nullptr};
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
+  }
+  auto a = v.As<Napi::Float32Array>();
+  const std::vector<int64_t> shape = batchShape(net, n);
+  int64_t numel = 1;
+  for (auto d : shape) numel *= d;
+  if (static_cast<int64_t>(a.ElementLength()) != numel) {
+    throw Napi::RangeError::New(v.Env(), std::string(what) + " holds " + std::to_string(a.ElementLength()) + " values, expected " + std::to_string(numel));
+  }
+  return {torch::from_blob(a.Data(), shape, torch::kFloat), std::make_shared<Keep>(v)};
 }
 
 double num(const Napi::Object& o, const char* key, double def) {
@@ -419,13 +458,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     Net& n = net(env);
     const int64_t bn = info[1].As<Napi::Number>().Int64Value();
-    auto x = copyInput(n, info[0], bn, "batch.x");
+    Input in = borrowInput(n, info[0], bn, "batch.x");
     const bool training = info[2].ToBoolean().Value();
     auto st = state_;
     auto out = std::make_shared<torch::Tensor>();
-    return schedule(env, st, [st, x, training, out](const Reporter&) {
+    return schedule(env, st, [st, x = in.x, training, out](const Reporter&) {
       *out = st->net->logits(x, training ? r2r::Mode::Train : r2r::Mode::Infer);
-    }, [out](Napi::Env e) { return toFloat32(e, *out); });
+    }, [out](Napi::Env e) { return toFloat32(e, *out); }, Napi::Function(), in.keep);
   }
 
   // gradients(x, labels, n) -> Promise<{loss, grads: {name: Float32Array}}>
@@ -433,11 +472,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     Net& n = net(env);
     const int64_t bn = info[2].As<Napi::Number>().Int64Value();
-    auto x = copyInput(n, info[0], bn, "batch.x");
+    Input in = borrowInput(n, info[0], bn, "batch.x");
     auto y = copyLabels(info[1], bn * state_->labelsPerExample, "batch.labels");
     auto st = state_;
     auto res = std::make_shared<std::pair<double, std::vector<torch::Tensor>>>();
-    return schedule(env, st, [st, x, y, res](const Reporter&) { *res = st->net->gradients(x, y); },
+    return schedule(env, st, [st, x = in.x, y, res](const Reporter&) { *res = st->net->gradients(x, y); },
                     [st, res](Napi::Env e) {
       auto o = Napi::Object::New(e);
       o.Set("loss", Napi::Number::New(e, res->first));
@@ -446,7 +485,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       for (const auto& p : st->net->params()) if (p.trainable) g.Set(p.name, toFloat32(e, res->second[k++]));
       o.Set("grads", g);
       return o;
-    });
+    }, Napi::Function(), in.keep);
   }
 
   // setOptimizer(config, state?) — ordered with other calls, errors surface on the next call.
@@ -542,18 +581,18 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     Net& n = net(env);
     const int64_t bn = info[2].As<Napi::Number>().Int64Value();
-    auto x = copyInput(n, info[0], bn, "batch.x");
+    Input in = borrowInput(n, info[0], bn, "batch.x");
     auto y = copyLabels(info[1], bn * state_->labelsPerExample, "batch.labels");
     auto st = state_;
     auto res = std::make_shared<r2r::StepStats>();
-    return schedule(env, st, [st, x, y, res, train](const Reporter&) {
+    return schedule(env, st, [st, x = in.x, y, res, train](const Reporter&) {
       *res = train ? st->net->trainStep(x, y) : st->net->evaluate(x, y);
     }, [res](Napi::Env e) {
       auto o = Napi::Object::New(e);
       o.Set("loss", Napi::Number::New(e, res->loss));
       o.Set("correct", Napi::Number::New(e, static_cast<double>(res->correct)));
       return o;
-    });
+    }, Napi::Function(), in.keep);
   }
   Napi::Value TrainStep(const Napi::CallbackInfo& info) { return StepLike(info, true); }
   Napi::Value Evaluate(const Napi::CallbackInfo& info) { return StepLike(info, false); }

@@ -8,7 +8,9 @@ import type { Graph, Weights } from '../ir/types.ts';
 
 /**
  * A batch of examples, NHWC (or [N, F] for flat inputs), row-major. For a token model (input
- * `tokenInput`, logits `[T, V]`) the ids are in `tokens` and labels are per token.
+ * `tokenInput`, logits `[T, V]`) the ids are in `tokens` and labels are per token. An engine may
+ * read the arrays until the call's promise settles (the torch engine reads `x` in place, without
+ * a copy): leave them unchanged until then.
  */
 export interface Batch {
   /** Input values, length N * prod(inputShape); unused (may be empty) for a token model. */

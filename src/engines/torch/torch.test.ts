@@ -156,6 +156,29 @@ describe('torch engine', { skip }, () => {
     await assert.rejects(createTorchEngine({ device: 'tpu' }), (e) => e instanceof R2RError && e.code === 'R2R_USAGE');
   });
 
+  it('reads a batch in place: a view into a larger array gives the copy\'s results, and the input is left as it was', async () => {
+    const g = zooModel('resnet-cifar10', { width: 0.125 });
+    const rng = new Rng('borrowed-input');
+    const m = await build(g, initWeights(g, rng, { randomBatchNorm: true }));
+    const batch = randomBatch([32, 32, 3], 4, 10, rng);
+    const big = new Float32Array(batch.x.length + 3 * 3072);
+    big.set(batch.x, 2 * 3072);
+    const view = { ...batch, x: big.subarray(2 * 3072, 2 * 3072 + batch.x.length) };
+    const before = Float32Array.from(big);
+    for (const training of [false, true]) {
+      assert.deepEqual(await m.forward(view, { training }), await m.forward(batch, { training }));
+    }
+    assert.deepEqual((await m.gradients(view)).grads, (await m.gradients(batch)).grads);
+    assert.deepEqual(await m.evaluate(view), await m.evaluate(batch));
+    m.setOptimizer({ kind: 'sgd', lr: 0.1 });
+    await m.trainStep(view);
+    assert.deepEqual(big, before);
+    // Another batch in the same view's place now gives other logits (no stale copy is kept).
+    const a = await m.forward(view, { training: false });
+    view.x.set(randomBatch([32, 32, 3], 4, 10, rng).x);
+    assert.notDeepEqual(await m.forward(view, { training: false }), a);
+  });
+
   it('channels_last and NCHW give the same logits and the same weights after Adam steps', async () => {
     const g = zooModel('resnet-cifar18', { width: 0.125 });
     const rng = new Rng('formats');
