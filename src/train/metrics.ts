@@ -83,7 +83,7 @@ const EpochRecordSchema = z.looseObject({
   flops: z.number().min(0), macsPerExample: count, params: count, arch: z.string(), wallSeconds: z.number().min(0),
 });
 const TransformRecordSchema = z.looseObject({
-  type: z.literal('transform'), epoch: count, step: count, transform: z.enum(['widen', 'deepen', 'kernel']), method: z.string(), spec: z.string(),
+  type: z.literal('transform'), epoch: count, step: count, transform: z.enum(['widen', 'deepen', 'kernel', 'mlp', 'heads', 'width']), method: z.string(), spec: z.string(),
   valAccBefore: metric, valAccAfter: metric, valLossBefore: metric, valLossAfter: metric, paramsBefore: count, paramsAfter: count,
   archBefore: z.string(), archAfter: z.string(), flops: z.number().min(0),
 });

@@ -80,6 +80,19 @@ describe('text trainer (tfjs wasm, tiny GPT)', () => {
     await assert.rejects(run({ steps: 40, lr: 2e-2 }, { dir, resume: true }), (e: unknown) => e instanceof R2RError && e.code === 'R2R_USAGE' && /different configuration/.test(e.message));
   });
 
+  it('an existing run is refused without --resume/--overwrite; a damaged metrics line fails the resume before anything is written', async () => {
+    const dir = join(tmp, 'guarded');
+    await run({ steps: 40 }, { dir, stopAfterStep: 20 });
+    await assert.rejects(run({ steps: 40 }, { dir }), (e: unknown) => e instanceof R2RError && e.code === 'R2R_RUN_EXISTS' && e.message.includes(dir));
+    const metrics = join(dir, 'metrics.jsonl');
+    const lines = readFileSync(metrics, 'utf8').split('\n');
+    lines[1] = '{"type":"eval","step":"ten"}';
+    const damaged = lines.join('\n');
+    writeFileSync(metrics, damaged);
+    await assert.rejects(run({ steps: 40 }, { dir, resume: true }), (e: unknown) => e instanceof R2RError && e.code === 'R2R_CHECKPOINT' && e.message.includes(`${metrics}:2`));
+    assert.equal(readFileSync(metrics, 'utf8'), damaged, 'nothing cut or rewritten');
+  });
+
   it('a model whose vocabulary is smaller than the data is refused before training', async () => {
     const small = gpt({ layers: 1, heads: 1, dim: 4, block: 8, vocab: 5 });
     await assert.rejects(trainText({ dir: join(tmp, 'small'), name: 'x', config: base, data, engine, start: { graph: small, weights: initWeights(small, new Rng(1)) } }),

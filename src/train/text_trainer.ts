@@ -28,9 +28,9 @@ import type { Graph, Weights } from '../ir/types.ts';
 import { validateWeights } from '../ir/weights.ts';
 import { Rng } from '../rng.ts';
 import { applyTransform, mapOptimizerState } from '../transforms/index.ts';
-import { TRAIN_FLOPS_PER_FORWARD_MAC, type EvalRecord, type RunInfo, type TransformRecord } from './metrics.ts';
+import { parseMetrics, TRAIN_FLOPS_PER_FORWARD_MAC, type EvalRecord, type RunInfo, type TransformRecord } from './metrics.ts';
 import { parseTransformSpec, type ScheduledTransform } from './schedule.ts';
-import { existingRun, TrainingDivergedError, type RunStart, type TrainHooks } from './trainer.ts';
+import { existingRun, latestCheckpoint, pruneCheckpoints, TrainingDivergedError, type RunStart, type TrainHooks } from './trainer.ts';
 
 export interface TextTrainConfig {
   steps: number;
@@ -150,10 +150,12 @@ export async function trainText(opts: TextTrainOptions): Promise<TextTrainResult
     // A run grown by its transforms resumes with the grown model its state names.
     if (architectureId(ck.graph) !== (s.transformsApplied ? s.arch : architectureId(graph))) throw new UsageError(`${latest}: the checkpoint's model differs from the one asked for; resume with the same model flags`);
     graph = ck.graph; weights = ck.weights; optState = ck.optimizer; st = s;
-    const lines = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l.trim()) : [];
-    if (lines.length < s.metricsLines) throw new CheckpointError(`${metricsPath}: has ${lines.length} records but checkpoint ${latest} expects ${s.metricsLines}; the run directory is inconsistent`);
-    writeFileAtomic(metricsPath, lines.slice(0, s.metricsLines).map((l) => l + '\n').join(''));
-    records = lines.slice(0, s.metricsLines).map((l) => JSON.parse(l) as EvalRecord | TransformRecord);
+    const text = existsSync(metricsPath) ? readFileSync(metricsPath, 'utf8') : '';
+    // The kept lines are checked against the record schemas before anything is written.
+    const kept = parseMetrics(text, metricsPath, s.metricsLines);
+    if (kept.lines.length < s.metricsLines) throw new CheckpointError(`${metricsPath}: has ${kept.lines.length} records but checkpoint ${latest} expects ${s.metricsLines}; the run directory is inconsistent`);
+    writeFileAtomic(metricsPath, kept.lines.map((l) => l + '\n').join(''));
+    records = kept.records as (EvalRecord | TransformRecord)[];
     log(`${opts.name}: resuming from ${latest} (step ${s.step}/${config.steps})`);
   } else {
     writeFileAtomic(metricsPath, '');
@@ -194,7 +196,7 @@ export async function trainText(opts: TextTrainOptions): Promise<TextTrainResult
       optState = await model!.getOptimizerState();
       st = { ...st, wallSeconds: wall(), dataRng: dataRng.getState(), metricsLines: records.length };
       saveCheckpoint(join(ckptRoot, STEP_DIR(st.step)), { graph, weights, optimizer: optState, state: st as unknown as Record<string, unknown>, vocab: data.vocab });
-      pruneCheckpoints(ckptRoot, config.keepCheckpoints ?? 2);
+      pruneCheckpoints(ckptRoot, config.keepCheckpoints ?? 2, 'step');
     };
     const emit = (r: EvalRecord) => {
       records.push(r);
@@ -298,13 +300,4 @@ export async function trainText(opts: TextTrainOptions): Promise<TextTrainResult
   }
 }
 
-export function latestStepCheckpoint(root: string): string | undefined {
-  if (!existsSync(root)) return undefined;
-  const names = readdirSync(root).filter((n) => /^step-\d+$/.test(n)).sort();
-  return names.length ? join(root, names[names.length - 1]) : undefined;
-}
-
-function pruneCheckpoints(root: string, keep: number): void {
-  const names = readdirSync(root).filter((n) => /^step-\d+$/.test(n)).sort();
-  for (const n of names.slice(0, Math.max(0, names.length - Math.max(1, keep)))) rmSync(join(root, n), { recursive: true, force: true });
-}
+export const latestStepCheckpoint = (root: string): string | undefined => latestCheckpoint(root, 'step');

@@ -392,14 +392,21 @@ export function checkSchedule(graph: Graph, weights: Weights, schedule: Schedule
   }
 }
 
-export function latestCheckpoint(root: string): string | undefined {
-  if (!existsSync(root)) return undefined;
-  const names = readdirSync(root).filter((n) => /^epoch-\d+$/.test(n)).sort();
+/** Checkpoint folders `<unit>-NNNN` under `root` (epochs for image runs, steps for text runs), oldest first. */
+function checkpointNames(root: string, unit: 'epoch' | 'step'): string[] {
+  if (!existsSync(root)) return [];
+  const re = new RegExp(`^${unit}-\\d+$`);
+  return readdirSync(root).filter((n) => re.test(n)).sort();
+}
+
+export function latestCheckpoint(root: string, unit: 'epoch' | 'step' = 'epoch'): string | undefined {
+  const names = checkpointNames(root, unit);
   return names.length ? join(root, names[names.length - 1]) : undefined;
 }
 
-function pruneCheckpoints(root: string, keep: number): void {
-  const names = readdirSync(root).filter((n) => /^epoch-\d+$/.test(n)).sort();
+/** Keeps the newest `keep` (at least one) checkpoints. */
+export function pruneCheckpoints(root: string, keep: number, unit: 'epoch' | 'step' = 'epoch'): void {
+  const names = checkpointNames(root, unit);
   for (const n of names.slice(0, Math.max(0, names.length - Math.max(1, keep)))) rmSync(join(root, n), { recursive: true, force: true });
 }
 
