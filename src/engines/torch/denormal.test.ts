@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Graph, Weights } from '../../ir/types.ts';
+import { requireTorch } from '../../../test/helpers/torch_available.ts';
 import { createTorchEngine } from './index.ts';
 
 const graph: Graph = {
@@ -15,7 +16,7 @@ const graph: Graph = {
 };
 const weights = (k: number): Weights => ({ 'fc/kernel': { shape: [1, 1], data: Float32Array.of(k) } });
 
-describe('torch engine: denormals flushed to zero', () => {
+describe('torch engine: denormals flushed to zero', { skip: requireTorch('the denormal tests') }, () => {
   for (const threads of [1, 2]) {
     it(`a denormal product is 0, a normal one is kept (${threads} thread${threads > 1 ? 's' : ''})`, async () => {
       const engine = await createTorchEngine({ threads });

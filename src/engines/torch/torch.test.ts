@@ -25,23 +25,10 @@ import type { Batch, Engine, EngineModel, OptimizerConfig } from '../engine.ts';
 import { getEngine } from '../registry.ts';
 import { compileGraph, createTorchEngine } from './index.ts';
 import { loadAddon } from './native.ts';
+import { requireTorch, torchUnavailable } from '../../../test/helpers/torch_available.ts';
 
-let unavailable: string | undefined;
-try {
-  loadAddon();
-} catch (e) {
-  unavailable = e instanceof Error ? e.message : String(e);
-}
-const inCI = process.env.CI === 'true' || process.env.CI === '1';
-
-if (unavailable && inCI) {
-  it('the native torch engine is built (required in CI)', () => {
-    assert.fail(unavailable);
-  });
-} else if (unavailable) {
-  console.warn(`\n!!! SKIPPING the native torch engine tests: ${unavailable}\n`);
-}
-const skip = unavailable ? `native addon not built: ${unavailable}` : false;
+const skip = requireTorch('the native torch engine tests');
+const unavailable = torchUnavailable;
 
 it('a missing addon is an EngineUnavailableError that says how to install and build it', () => {
   assert.throws(() => loadAddon('/nonexistent/r2r_torch.node'), (e) => {

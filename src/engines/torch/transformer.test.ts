@@ -23,17 +23,11 @@ import { Rng } from '../../rng.ts';
 import type { Engine, EngineModel, OptimizerConfig } from '../engine.ts';
 import { getEngine } from '../registry.ts';
 import { createTorchEngine } from './index.ts';
-import { loadAddon } from './native.ts';
+import { requireTorch, torchUnavailable } from '../../../test/helpers/torch_available.ts';
 
-let unavailable: string | undefined;
-try {
-  loadAddon();
-} catch (e) {
-  unavailable = e instanceof Error ? e.message : String(e);
-}
-const skip = unavailable ? `native addon not built: ${unavailable}` : false;
+const skip = requireTorch('the native torch transformer tests');
 
-if (!unavailable) describeTransformerConformance('torch (cpu)', () => createTorchEngine({ threads: 1 }));
+if (!torchUnavailable) describeTransformerConformance('torch (cpu)', () => createTorchEngine({ threads: 1 }));
 
 /** maxAbs(a - b) / max|b|. */
 function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
