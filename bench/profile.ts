@@ -3,7 +3,7 @@
  * libtorch profiler (a chrome trace, --trace to keep it) and prints self time per op, the same
  * table that bench/profile_pytorch.py prints for PyTorch.
  *
- *   node --import tsx bench/profile.ts [--net resnet18:0.125] [--threads 2] [--steps 10] [--infer]
+ *   node --import tsx bench/profile.ts [--net resnet18:0.125|resnet10:W|smallconv:W|mlp:W] [--threads 2] [--steps 10] [--infer]
  */
 import { readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -21,7 +21,8 @@ const infer = process.argv.includes('--infer');
 const trace = arg('--trace', path.join(os.tmpdir(), `r2r-torch-profile-${process.pid}.json`));
 
 const engine = await createTorchEngine({ threads });
-const g = zooModel(kind === 'resnet10' ? 'resnet-cifar10' : 'resnet-cifar18', { width: Number(r) });
+const zooName: Record<string, string> = { resnet10: 'resnet-cifar10', resnet18: 'resnet-cifar18', smallconv: 'small-conv', mlp: 'mlp' };
+const g = zooModel(zooName[kind] ?? kind, { width: Number(r) });
 const rng = new Rng(0);
 const m = await engine.build(g, initWeights(g, rng));
 const n = infer ? 256 : 128;

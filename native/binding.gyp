@@ -1,6 +1,8 @@
 # The libtorch addon. LIBTORCH=/path/to/libtorch selects a downloaded LibTorch (include/, lib/),
 # as tch-rs does; otherwise Debian's libtorch-dev (/usr/include/torch, /usr/lib/<triplet>).
 # LIBTORCH_CXX11_ABI=0 builds against a pre-cxx11-ABI LibTorch.
+# -fopenmp: at::parallel_for is a header template; without it the addon's own parallel loops
+# (Adam, batch norm, row-split dense) compile to serial code on one thread.
 {
   "variables": {
     "libtorch%": "<!(node -p \"process.env.LIBTORCH || ''\")",
@@ -15,7 +17,8 @@
       "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-fopenmp-simd", "-fno-math-errno"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-fopenmp", "-fno-math-errno"],
+      "ldflags": ["-fopenmp"],
       "conditions": [
         ["libtorch==''", {
           "include_dirs": ["/usr/include/torch/csrc/api/include"],

@@ -64,24 +64,10 @@ EngineThread& engine() {
 
 int currentThreads = -1;  // engine thread only
 
-// OpenBLAS (when it is the libblas.so.3 that libtorch's dense layers call) keeps its own thread
-// pool, sized to every core and unaware of at::set_num_threads in a libtorch built against the
-// generic BLAS. Looked up at run time in the already loaded libopenblas (RTLD_NOLOAD: never
-// loads it), so other BLAS builds need nothing.
-using BlasSetThreads = void (*)(int);
-BlasSetThreads openblasSetThreads() {
-  static BlasSetThreads f = [] {
-    void* h = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD);
-    void* sym = h ? dlsym(h, "openblas_set_num_threads") : dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-    return reinterpret_cast<BlasSetThreads>(sym);
-  }();
-  return f;
-}
-
 void useThreads(int n) {
   if (n > 0 && n != currentThreads) {
     at::set_num_threads(n);
-    if (auto f = openblasSetThreads()) f(n);
+    if (auto f = r2r::openblasSetThreads()) f(n);
     currentThreads = n;
     // The same denormal flushing on every intra-op worker (one chunk per thread). OpenBLAS' own
     // threads are not reached: dense layers on large batches may still meet denormals there.
@@ -722,7 +708,12 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("cudaDevices", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
   o.Set("defaultThreads", Napi::Number::New(env, at::get_num_threads()));
   o.Set("parallelInfo", at::get_parallel_info());
-  o.Set("openblasThreads", Napi::Boolean::New(env, openblasSetThreads() != nullptr));
+  o.Set("openblasThreads", Napi::Boolean::New(env, r2r::openblasSetThreads() != nullptr));
+#ifdef _OPENMP
+  o.Set("openmp", true);  // the addon's own at::parallel_for loops run on the OpenMP team
+#else
+  o.Set("openmp", false);
+#endif
   return o;
 }
 

@@ -1,6 +1,7 @@
 #include "net.h"
 
 #include <cmath>
+#include <dlfcn.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
@@ -12,6 +13,19 @@
 namespace r2r {
 
 namespace F = torch::nn::functional;
+
+// OpenBLAS (when it is the libblas.so.3 that libtorch's dense layers call) keeps its own thread
+// pool, sized to every core and unaware of at::set_num_threads in a libtorch built against the
+// generic BLAS. Looked up at run time in the already loaded libopenblas (RTLD_NOLOAD: never
+// loads it), so other BLAS builds need nothing.
+BlasSetThreads openblasSetThreads() {
+  static BlasSetThreads f = [] {
+    void* h = dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_NOLOAD);
+    void* sym = h ? dlsym(h, "openblas_set_num_threads") : dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    return reinterpret_cast<BlasSetThreads>(sym);
+  }();
+  return f;
+}
 
 namespace {
 
@@ -87,6 +101,33 @@ torch::Tensor batchNormInferChannelsInner(const torch::Tensor& x, const torch::T
       for (int64_t j = 0; j < len; j++) oi[j] = xi[j] * ap[j] + sp[j];
     }
   });
+  return out;
+}
+
+
+// Inference dense layer on [N, F], its rows split over the intra-op (OpenMP) threads, each chunk
+// one single-threaded BLAS call. Why: OpenBLAS runs a GEMM on its own thread pool while the
+// OpenMP workers still spin after the previous op (GOMP_SPINCOUNT), so on two cores three busy
+// threads share two (MLP inference 0.5x PyTorch); on the OpenMP workers themselves nothing
+// competes. Training keeps at::linear (autograd records it; its GEMMs are larger).
+torch::Tensor linearRows(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  const int threads = at::get_num_threads();
+  const BlasSetThreads setBlas = openblasSetThreads();
+  const int64_t n = x.dim() == 2 ? x.size(0) : 0;
+  if (threads < 2 || setBlas == nullptr || n < 32 || !x.is_cpu() || at::in_parallel_region() || at::GradMode::is_enabled()) return at::linear(x, w, b);
+  const torch::Tensor xc = x.contiguous(), wt = w.t();
+  torch::Tensor out = at::empty({n, w.size(0)}, x.options());
+  // Autograd modes are thread-local: the workers take the caller's.
+  const bool inference = c10::InferenceMode::is_enabled();
+  setBlas(1);
+  at::parallel_for(0, n, (n + threads - 1) / threads, [&](int64_t s, int64_t e) {
+    c10::InferenceMode im(inference);
+    torch::NoGradGuard ng;
+    torch::Tensor o = out.narrow(0, s, e - s);
+    if (b.defined()) at::addmm_out(o, b, xc.narrow(0, s, e - s), wt);
+    else at::mm_out(o, xc.narrow(0, s, e - s), wt);
+  });
+  setBlas(threads);
   return out;
 }
 
@@ -290,6 +331,7 @@ torch::Tensor Net::forward(const torch::Tensor& x, Mode mode) {
       case OpKind::Dense:
         // Keras Dense acts on the last axis: [N, F] and [N, T, F] directly, NCHW via NHWC.
         out = op.spatialIn ? at::linear(v[op.inputs[0]].permute({0, 2, 3, 1}), P(0), P(1)).permute({0, 3, 1, 2})
+                           : mode == Mode::Infer ? linearRows(v[op.inputs[0]], P(0), P(1))
                            : at::linear(v[op.inputs[0]], P(0), P(1));
         break;
       case OpKind::Embedding:
@@ -562,7 +604,7 @@ void Net::adamStep() {
     const float sq2 = static_cast<float>(std::sqrt(bc2)), negStep = static_cast<float>(-stepSize);
     auto kernel = [&](auto withDecay) {
       at::parallel_for(0, p.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
-        // (binding.gyp: -fopenmp-simd for the pragma, -fno-math-errno so sqrt vectorises.)
+        // (binding.gyp: -fopenmp for parallel_for and the pragma, -fno-math-errno so sqrt vectorises.)
 #pragma omp simd
         for (int64_t i = begin; i < end; i++) {
           const float gi = decltype(withDecay)::value ? gp[i] + wdf * pp[i] : gp[i];

@@ -28,6 +28,11 @@ enum class Act { Relu, Relu6, LeakyRelu, Elu, Tanh, Sigmoid, Gelu };
 // TrainUpdate: batch stats and running-stat update (a training step).
 enum class Mode { Infer, Train, TrainUpdate };
 
+// OpenBLAS's openblas_set_num_threads when the libblas.so.3 that libtorch calls is OpenBLAS (found
+// at run time in the already loaded library), else nullptr.
+using BlasSetThreads = void (*)(int);
+BlasSetThreads openblasSetThreads();
+
 /** One node, with everything resolved on the JS side (explicit pads, channel counts). */
 struct OpSpec {
   std::string name;

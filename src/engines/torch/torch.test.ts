@@ -108,6 +108,34 @@ describe('torch engine', { skip }, () => {
     assert.equal(info.openblasThreads, /libopenblas/.test(maps), `openblasThreads ${info.openblasThreads}; libopenblas mapped: ${/libopenblas/.test(maps)}`);
   });
 
+  it('the addon is built with OpenMP, so its own parallel loops use every intra-op thread', () => {
+    // at::parallel_for is a header template: built without -fopenmp, the addon's Adam, batch-norm
+    // and dense loops compiled to serial code on one thread whatever the thread count.
+    assert.equal(loadAddon().info().openmp, true);
+  });
+
+  it('inference dense layers split over 2 threads give the 1-thread result', async () => {
+    const g = zooModel('mlp', { width: 0.5, inputShape: [8, 8, 3] });
+    const { ops, output } = compileGraph(g);
+    const data: Record<string, Float32Array> = {};
+    for (const [k, t] of Object.entries(initWeights(g, new Rng(5)))) data[k] = t.data;
+    const batch = randomBatch([8, 8, 3], 96, 10, new Rng(6));
+    const run = async (threads: number) => {
+      const native = new (loadAddon().NativeModel)(ops, output, { device: 'cpu', threads, channelsLast: false });
+      try {
+        await native.setWeights(data);
+        return await native.forward(batch.x, batch.n, false);
+      } finally {
+        native.dispose();
+      }
+    };
+    const one = await run(1), two = await run(2);
+    assert.ok(relDiff(two, one) <= 1e-6, `2 threads vs 1: ${relDiff(two, one)}`);
+    // and a changed batch changes the logits (the comparison can fail)
+    batch.x[0] += 1;
+    assert.ok(relDiff(await run(2), one) > 1e-6);
+  });
+
   it('setThreads changes a model\'s threads between calls without changing its results', async () => {
     const g = zooModel('resnet-cifar10', { width: 0.0625, inputShape: [16, 16, 3] });
     const w = initWeights(g, new Rng(3));
