@@ -105,6 +105,7 @@ const CASES: Case[] = [
   { name: 'verify --factor 1000000', args: () => ['verify', '--model', 'mlp', '--factor', '1000000'], code: 'R2R_TOO_LARGE', says: /verify of widen r2r .* needs about .* more than the limit of .*R2R_MEMORY_LIMIT/ },
   { name: 'verify --width 1e5', args: () => ['verify', '--model', 'resnet-cifar18', '--width', '1e5'], code: 'R2R_TOO_LARGE', says: /resnet-cifar18 --width 100000 needs about .* more than the limit/ },
   { name: 'verify on an input of [100000, 100000, 3]', args: () => ['verify', '--checkpoint', hugeInput()], code: 'R2R_TOO_LARGE', says: /needs about .* activation values per example .* more than the limit/ },
+  { name: 'verify --save into a folder that holds files', args: () => ['verify', '--model', 'mlp', '--save', savedBefore()], code: 'R2R_USAGE', says: /--save .*saved already holds keep\.txt; pass --overwrite/, keeps: () => [join(root, 'saved')] },
   { name: 'verify --width 0', args: () => ['verify', '--model', 'mlp', '--width', '0'], code: 'R2R_USAGE', says: /--width: must be > 0, got 0/ },
   { name: 'verify --tolerance -1', args: () => ['verify', '--model', 'mlp', '--tolerance', '-1'], code: 'R2R_USAGE', says: /--tolerance: must be >= 0, got -1/ },
   { name: 'verify --noise -1', args: () => ['verify', '--model', 'mlp', '--noise', '-1'], code: 'R2R_USAGE', says: /--noise: must be >= 0, got -1/ },
@@ -114,6 +115,13 @@ const CASES: Case[] = [
     name: `a tensor named ${t} in a checkpoint`, args: () => ['inspect', '--checkpoint', damaged(`proto-${t.replace(/\W/g, '')}`, (d) => withExtraTensor(d, t))], code: 'R2R_CHECKPOINT', says: new RegExp(`tensor '${t}' belongs to no parameter`),
   })),
 ];
+
+function savedBefore(): string {
+  const d = join(root, 'saved');
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, 'keep.txt'), 'an earlier verify --save\n');
+  return d;
+}
 
 const metricsFolder = (d: string) => { rmSync(join(d, 'metrics.jsonl')); mkdirSync(join(d, 'metrics.jsonl')); };
 

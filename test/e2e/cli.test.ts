@@ -90,6 +90,14 @@ test('verify --save: checkpoints and batch re-check outside the engine', () => {
   // The engine's saved student logits agree with an independent executor.
   assert.ok(compareLogits(ref, tensors.student_logits_inference.data).relDiff <= 1e-5);
   assert.ok(compareLogits(tensors.teacher_logits_inference.data, tensors.student_logits_inference.data).relDiff <= 1e-5);
+  // A second --save into the same folder is refused (exit 2) unless --overwrite.
+  const again = r2r('verify', '--model', 'mlp', '--save', dir, '--batch', '8');
+  assert.equal(again.code, 2, again.stderr);
+  assert.match(again.stderr, /already holds .*pass --overwrite/);
+  assert.equal(loadCheckpoint(join(dir, 'student')).graph.nodes.length, student.graph.nodes.length, 'the earlier student is kept');
+  const replaced = r2r('verify', '--model', 'mlp', '--save', dir, '--batch', '8', '--overwrite');
+  assert.equal(replaced.code, 0, replaced.stderr);
+  assert.notEqual(loadCheckpoint(join(dir, 'student')).graph.nodes.length, student.graph.nodes.length);
 });
 
 test('bad input: clear errors and exit codes', () => {

@@ -1,7 +1,8 @@
 /** `r2r verify`: apply a transform and measure how exactly the student reproduces the teacher. */
 import { Command, Option } from '@commander-js/extra-typings';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { R2RError, UsageError } from '../../errors.ts';
+import { FileError, R2RError, UsageError } from '../../errors.ts';
 import { saveCheckpoint } from '../../io/checkpoint.ts';
 import { writeSafetensors } from '../../io/safetensors.ts';
 import { Rng } from '../../rng.ts';
@@ -40,12 +41,14 @@ export function register(program: Command): void {
     .addOption(seedOption())
     .addOption(engineOption())
     .addOption(threadsOption())
-    .addOption(new Option('--save <dir>', 'write teacher/ and student/ checkpoints and batch.safetensors (input and both logits per mode)'))
+    .addOption(new Option('--save <dir>', 'write teacher/ and student/ checkpoints and batch.safetensors (input and both logits per mode); DIR must be new or empty unless --overwrite'))
+    .option('--overwrite', 'with --save: replace what DIR already holds')
     .addOption(jsonOption('{model, transform, method, tolerance, pass, notes, results: [one object per mode]}'))
     .action(async (o) => {
       const allowed = METHODS[o.transform] as readonly string[];
       if (!allowed.includes(o.method)) throw new UsageError(`--method ${o.method} is not a ${o.transform} method; choose one of ${allowed.join(', ')}`);
       if (o.factor !== undefined && o.add !== undefined) throw new UsageError('give --factor or --add, not both');
+      if (o.save) checkSaveDir(o.save, o.overwrite === true);
       const { graph, weights, source } = loadModel(o, { batch: o.batch });
       const init = { method: o.init, scale: o.initScale, noise: o.noise };
       let spec: TransformSpec;
@@ -96,4 +99,14 @@ export function register(program: Command): void {
         throw new R2RError('R2R_NOT_EXACT', `${o.transform} ${o.method} is exact by construction but ${failed.map((r) => `${r.mode} mode has relative error ${r.relDiff.toExponential(3)}`).join(' and ')} (> ${o.tolerance})`);
       }
     });
+}
+
+/** Before any work: --save DIR is new or an empty folder, or --overwrite says its files may go. */
+function checkSaveDir(dir: string, overwrite: boolean): void {
+  if (!existsSync(dir)) return;
+  if (!statSync(dir).isDirectory()) throw new FileError(`--save ${dir}: is a file, not a directory`);
+  const held = readdirSync(dir);
+  if (held.length && !overwrite) {
+    throw new UsageError(`--save ${dir} already holds ${held.slice(0, 3).join(', ')}${held.length > 3 ? ', ...' : ''}; pass --overwrite to replace teacher/, student/ and batch.safetensors there`);
+  }
 }
