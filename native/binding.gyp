@@ -1,8 +1,10 @@
 # The libtorch addon. LIBTORCH=/path/to/libtorch selects a downloaded LibTorch (include/, lib/),
 # as tch-rs does; otherwise Debian's libtorch-dev (/usr/include/torch, /usr/lib/<triplet>).
 # LIBTORCH_CXX11_ABI=0 builds against a pre-cxx11-ABI LibTorch.
-# -fopenmp: at::parallel_for is a header template; without it the addon's own parallel loops
-# (Adam, batch norm, row-split dense) compile to serial code on one thread.
+# -fopenmp (compile only): at::parallel_for is a header template; without it the addon's own
+# parallel loops (Adam, batch norm, row-split dense) compile to serial code on one thread. Not
+# linked: the GOMP_* calls bind to the OpenMP runtime libtorch itself loads (Debian's libgomp, or
+# the copy a downloaded LibTorch bundles), so one process never holds two OpenMP thread pools.
 {
   "variables": {
     "libtorch%": "<!(node -p \"process.env.LIBTORCH || ''\")",
@@ -18,7 +20,6 @@
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-fopenmp", "-fno-math-errno"],
-      "ldflags": ["-fopenmp"],
       "conditions": [
         ["libtorch==''", {
           "include_dirs": ["/usr/include/torch/csrc/api/include"],
