@@ -1,0 +1,149 @@
+/**
+ * r2r's wasm SIMD kernels against the same layers written with tfjs ops (tf.matMul, tf.softmax,
+ * tf.erf, tf.moments) on random data, values and gradients, with shapes that leave remainders in
+ * every tiled loop; each comparison also shows a wrong variant (a transposed operand, no mask,
+ * unbiased variance, tanh GELU) failing it. Also: the embedded module is the build of kernels.c,
+ * and the sharing Identity/Cast replacements neither alias wrongly nor leak.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../../../rng.ts';
+import { initBackend } from '../backend.ts';
+import { KERNELS_SOURCE_SHA256 } from './kernels_wasm.ts';
+import * as k from './kernels.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '../../../..');
+
+function randn(shape: number[], rng: Rng, scale = 1): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(Float32Array.from({ length: n }, () => scale * rng.normal()), shape);
+}
+
+/** max |a - b| / max(1, max |b|). */
+function diff(a: tf.Tensor, b: tf.Tensor): number {
+  assert.deepEqual(a.shape, b.shape);
+  const x = a.dataSync(), y = b.dataSync();
+  let d = 0, m = 1;
+  for (let i = 0; i < x.length; i++) { d = Math.max(d, Math.abs(x[i] - y[i])); m = Math.max(m, Math.abs(y[i])); }
+  return d / m;
+}
+
+/** max |a - b|. */
+function absDiff(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+}
+
+/** The attention core with tfjs ops; `swap` computes k q^T instead of q k^T (a transposed operand). */
+function refAttention(qkv: tf.Tensor, h: number, kd: number, causal: boolean, swap = false): tf.Tensor {
+  const [n, t] = qkv.shape;
+  const [q, kk, v] = tf.split(qkv, 3, 2).map((p) => tf.transpose(tf.reshape(p, [n, t, h, kd]), [0, 2, 1, 3]));
+  let s = tf.mul(swap ? tf.matMul(kk, q, false, true) : tf.matMul(q, kk, false, true), 1 / Math.sqrt(kd));
+  if (causal) s = tf.add(s, tf.linalg.bandPart(tf.ones([t, t]), -1, 0).sub(1).mul(1e9));
+  const o = tf.matMul(tf.softmax(s), v);
+  return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [n, t, h * kd]);
+}
+
+const refGelu = (x: tf.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+const tanhGelu = (x: tf.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI))), 1));
+
+function refLayerNorm(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, eps: number, unbiased = false): tf.Tensor {
+  const d = x.shape[x.rank - 1];
+  const { mean, variance } = tf.moments(x, x.rank - 1, true);
+  const v = unbiased ? tf.mul(variance, d / (d - 1)) : variance;
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(v, eps))), g), b);
+}
+
+describe('tfjs wasm kernels', () => {
+  before(async () => {
+    await initBackend('wasm');
+    await tf.setBackend('wasm');
+  });
+
+  it('the embedded module is the build of kernels.c (source hash; byte-for-byte where clang is installed)', () => {
+    const sha = createHash('sha256').update(readFileSync(join(here, 'kernels.c'))).digest('hex');
+    assert.equal(KERNELS_SOURCE_SHA256, sha, 'kernels.c changed since kernels_wasm.ts was built: run npm run build:wasm');
+    if (spawnSync('clang', ['--version']).status !== 0) {
+      console.warn('\n!!! clang not installed: kernels_wasm.ts checked against the source hash only (apt-get install clang lld for the rebuild check)\n');
+      return;
+    }
+    const r = spawnSync(process.execPath, [join(root, 'scripts/build-wasm-kernels.mjs'), '--check'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  it('loads and is active on the wasm backend (Node has WebAssembly SIMD)', async () => {
+    assert.equal(await k.loadWasmKernels(), true, k.wasmKernelsError);
+    assert.ok(k.wasmKernelsActive());
+  });
+
+  for (const [n, t, h, kd] of [[2, 7, 3, 5], [3, 64, 4, 32], [1, 1, 1, 1], [2, 13, 2, 9]]) {
+    for (const causal of [true, false]) {
+      it(`attention [N=${n}, T=${t}, H=${h}, K=${kd}] ${causal ? 'causal' : 'full'}: value and gradient equal tfjs ops; a transposed operand fails`, () => {
+        tf.tidy(() => {
+          const rng = new Rng(n * 1000 + t * 10 + (causal ? 1 : 0));
+          const qkv = randn([n, t, 3 * h * kd], rng), dy = randn([n, t, h * kd], rng);
+          const got = k.attentionCore(qkv, h, kd, causal), want = refAttention(qkv, h, kd, causal);
+          assert.ok(diff(got, want) < 1e-5, `value: ${diff(got, want)}`);
+          const gGot = tf.grad((x: tf.Tensor) => k.attentionCore(x, h, kd, causal))(qkv, dy);
+          const gWant = tf.grad((x: tf.Tensor) => refAttention(x, h, kd, causal))(qkv, dy);
+          assert.ok(diff(gGot, gWant) < 1e-5, `gradient: ${diff(gGot, gWant)}`);
+          if (t > 1) {
+            assert.ok(diff(got, refAttention(qkv, h, kd, causal, true)) > 1e-2, 'k q^T must differ from q k^T');
+            assert.ok(diff(got, refAttention(qkv, h, kd, !causal)) > 1e-2, 'the mask must matter');
+          }
+        });
+      });
+    }
+  }
+
+  it('GELU (exact, erf): value and gradient equal tfjs ops on [5, 7, 13] incl. large |x|; tanh GELU fails', () => {
+    tf.tidy(() => {
+      const rng = new Rng(3);
+      const x = tf.concat([randn([5 * 7 * 13 - 6], rng, 3), tf.tensor1d([-30, -9, 0, 1e-8, 9, 30])]).reshape([5, 7, 13]);
+      const dy = randn([5, 7, 13], rng);
+      const got = k.gelu(x);
+      // Both sides use erf's Abramowitz-Stegun formula (error <= 1.5e-7, times |x|).
+      assert.ok(absDiff(got, refGelu(x)) < 5e-6, `value: ${absDiff(got, refGelu(x))}`);
+      const g = tf.grad((v: tf.Tensor) => k.gelu(v))(x, dy), gw = tf.grad(refGelu)(x, dy);
+      assert.ok(absDiff(g, gw) < 5e-6, `gradient: ${absDiff(g, gw)}`);
+      assert.ok(absDiff(got, tanhGelu(x)) > 1e-4, `tanh GELU must be told apart: ${absDiff(got, tanhGelu(x))}`);
+      assert.ok(Array.from(got.dataSync()).every(Number.isFinite));
+    });
+  });
+
+  it('layer norm: value and gradients (x, gamma, beta) equal tfjs ops on [3, 5, 37]; unbiased variance fails', () => {
+    tf.tidy(() => {
+      const rng = new Rng(4);
+      const x = tf.add(randn([3, 5, 37], rng, 2), 1.5), g = randn([37], rng), b = randn([37], rng), dy = randn([3, 5, 37], rng);
+      const eps = 1e-5;
+      const got = k.layerNorm(x, g, b, eps);
+      assert.ok(diff(got, refLayerNorm(x, g, b, eps)) < 1e-5, `value: ${diff(got, refLayerNorm(x, g, b, eps))}`);
+      const gGot = tf.grads((xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) => k.layerNorm(xi, gi, bi, eps))([x, g, b], dy);
+      const gWant = tf.grads((xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) => refLayerNorm(xi, gi, bi, eps))([x, g, b], dy);
+      ['x', 'gamma', 'beta'].forEach((name, i) => assert.ok(diff(gGot[i], gWant[i]) < 1e-5, `d/d${name}: ${diff(gGot[i], gWant[i])}`));
+      assert.ok(diff(got, refLayerNorm(x, g, b, eps, true)) > 1e-3, 'unbiased variance must be told apart');
+    });
+  });
+
+  it('Identity and Cast share data on wasm: values survive disposing the source, nothing leaks, other casts convert', () => {
+    const buffers = () => tf.engine().backend.numDataIds();
+    const before = buffers();
+    const a = tf.tensor([1.5, -2, 3]);
+    const b = tf.clone(a), c = tf.cast(a, 'float32'), i = tf.cast(a, 'int32');
+    assert.equal(buffers(), before + 2, 'clone and same-dtype cast share the buffer; the int cast has its own');
+    a.dispose();
+    assert.deepEqual(Array.from(b.dataSync()), [1.5, -2, 3]);
+    assert.deepEqual(Array.from(c.dataSync()), [1.5, -2, 3]);
+    assert.deepEqual(Array.from(i.dataSync()), [1, -2, 3]);
+    b.dispose();
+    assert.deepEqual(Array.from(c.dataSync()), [1.5, -2, 3]);
+    c.dispose(); i.dispose();
+    assert.equal(buffers(), before);
+  });
+});
