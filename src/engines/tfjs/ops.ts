@@ -160,7 +160,7 @@ export function installMaxPoolGradient(): void {
 
 /** `x y` with either operand transposed (last two axes) by an explicit transpose first. */
 export function matMulPlain(x: Tensor, y: Tensor, transposeX = false, transposeY = false): Tensor {
-  const t = (v: Tensor) => (v.rank === 2 ? tf.transpose(v) : tf.transpose(v, [...v.shape.keys()].map((i) => (i < v.rank - 2 ? i : 2 * v.rank - 3 - i))));
+  const t = (v: Tensor) => (v.rank === 2 ? (v.dtype === 'float32' && wasmKernels.wasmKernelsActive() ? wasmKernels.transpose2d(v) : tf.transpose(v)) : tf.transpose(v, [...v.shape.keys()].map((i) => (i < v.rank - 2 ? i : 2 * v.rank - 3 - i))));
   return tf.matMul(transposeX ? t(x) : x, transposeY ? t(y) : y);
 }
 
@@ -313,12 +313,17 @@ export function correctCount(logits: Tensor, labels: Tensor): Tensor {
 
 // ---- transformer layers (docs/design/transformer-ir.md) ------------------------------------
 
+/** `y [rows, U] + bias [U]`; on wasm with a one-pass bias gradient (wasm/kernels.ts). */
+function addBias(y: Tensor, bias: Tensor): Tensor {
+  return wasmKernels.wasmKernelsActive() ? wasmKernels.biasAdd(y, bias) : tf.add(y, bias);
+}
+
 /** Dense on the last axis of any rank: `[..., F] x [F, U] -> [..., U]`. */
 export function dense(x: Tensor, kernel: Tensor, bias?: Tensor): Tensor {
   const f = x.shape[x.shape.length - 1];
   const lead = x.shape.slice(0, -1);
   let y = tf.matMul(x.rank === 2 ? x : tf.reshape(x, [-1, f]), kernel);
-  if (bias) y = tf.add(y, bias);
+  if (bias) y = addBias(y, bias);
   return x.rank === 2 ? y : tf.reshape(y, [...lead, kernel.shape[1] as number]);
 }
 
@@ -378,7 +383,7 @@ export function attention(x: Tensor, p: AttentionParams, heads: number, keyDim: 
   if (wasmKernels.wasmKernelsActive()) {
     const w = tf.concat([p.queryKernel, p.keyKernel, p.valueKernel].map((k) => tf.reshape(k, [d, hk])), 1);
     let qkv = tf.matMul(x2, w);
-    if (p.queryBias && p.keyBias && p.valueBias) qkv = tf.add(qkv, tf.concat([p.queryBias, p.keyBias, p.valueBias].map((b) => tf.reshape(b, [hk]))));
+    if (p.queryBias && p.keyBias && p.valueBias) qkv = addBias(qkv, tf.concat([p.queryBias, p.keyBias, p.valueBias].map((b) => tf.reshape(b, [hk]))));
     merged = tf.reshape(wasmKernels.attentionCore(tf.reshape(qkv, [n, t, 3 * hk]), heads, keyDim, causal), [n * t, hk]);
   } else {
     // [N*T, H*K] -> [N, T, H, K] -> [N, H, T, K] -> [N*H, T, K]
@@ -394,6 +399,6 @@ export function attention(x: Tensor, p: AttentionParams, heads: number, keyDim: 
     merged = tf.reshape(tf.transpose(tf.reshape(o, [n, heads, t, keyDim]), [0, 2, 1, 3]), [n * t, hk]);
   }
   let y = tf.matMul(merged, tf.reshape(p.outputKernel, [hk, d]));
-  if (p.outputBias) y = tf.add(y, p.outputBias);
+  if (p.outputBias) y = addBias(y, p.outputBias);
   return tf.reshape(y, [n, t, d]);
 }

@@ -7,7 +7,8 @@
  *   - causal (or full) multi-head attention from a fused q/k/v projection, softmax probabilities
  *     kept for the backward pass, causal products restricted to the lower triangle;
  *   - exact GELU x * Phi(x) and its derivative Phi(x) + x * phi(x);
- *   - layer norm over the last axis (biased variance) and its gradients.
+ *   - layer norm over the last axis (biased variance) and its gradients;
+ *   - a dense layer's bias gradient (column sums) and the 2-D transposes of its other gradients.
  * No libc, no allocation: the caller (kernels.ts) places every buffer in this module's memory.
  * Build: `npm run build:wasm` (scripts/build-wasm-kernels.mjs, clang --target=wasm32 -msimd128).
  */
@@ -301,4 +302,46 @@ EXPORT(layernorm_backward) void layernorm_backward(int rows, int d, const float 
       dxr[j] = rstd * (dyr[j] * gamma[j] - mg - xhat * mgx);
     }
   }
+}
+
+/* ---- dense layers' gradients ----------------------------------------------------------------- */
+
+/* out[j] = sum_r x[r][j]: a bias's gradient (tfjs's Sum over axis 0 transposes first). */
+EXPORT(column_sum) void column_sum(int rows, int cols, const float *x, float *out) {
+  int j = 0;
+  for (; j + 4 <= cols; j += 4) {
+    v128_t s = wasm_f32x4_splat(0);
+    for (int r = 0; r < rows; r++) s = wasm_f32x4_add(s, wasm_v128_load(x + (long)r * cols + j));
+    wasm_v128_store(out + j, s);
+  }
+  for (; j < cols; j++) {
+    float s = 0;
+    for (int r = 0; r < rows; r++) s += x[(long)r * cols + j];
+    out[j] = s;
+  }
+}
+
+/* dst[c x r] = src[r x c]^T in 4 x 4 blocks transposed in registers. */
+EXPORT(transpose_2d) void transpose_2d(int r, int c, const float *src, float *dst) {
+  int i = 0;
+  for (; i + 4 <= r; i += 4) {
+    const float *s0 = src + (long)i * c, *s1 = s0 + c, *s2 = s1 + c, *s3 = s2 + c;
+    int j = 0;
+    for (; j + 4 <= c; j += 4) {
+      const v128_t a0 = wasm_v128_load(s0 + j), a1 = wasm_v128_load(s1 + j), a2 = wasm_v128_load(s2 + j), a3 = wasm_v128_load(s3 + j);
+      const v128_t t0 = wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7);
+      const v128_t t2 = wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7);
+      float *d = dst + (long)j * r + i;
+      wasm_v128_store(d, wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5));
+      wasm_v128_store(d + r, wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7));
+      wasm_v128_store(d + 2L * r, wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5));
+      wasm_v128_store(d + 3L * r, wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7));
+    }
+    for (; j < c; j++) {
+      float *d = dst + (long)j * r + i;
+      d[0] = s0[j]; d[1] = s1[j]; d[2] = s2[j]; d[3] = s3[j];
+    }
+  }
+  for (; i < r; i++)
+    for (int j = 0; j < c; j++) dst[(long)j * r + i] = src[(long)i * c + j];
 }

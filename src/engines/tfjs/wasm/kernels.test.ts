@@ -2,7 +2,7 @@
  * r2r's wasm SIMD kernels against the same layers written with tfjs ops (tf.matMul, tf.softmax,
  * tf.erf, tf.moments) on random data, values and gradients, with shapes that leave remainders in
  * every tiled loop; each comparison also shows a wrong variant (a transposed operand, no mask,
- * unbiased variance, tanh GELU) failing it. Also: the embedded module is the build of kernels.c,
+ * unbiased variance, tanh GELU, a bias summed over the wrong axis) failing it. Also: the embedded module is the build of kernels.c,
  * and the sharing Identity/Cast replacements neither alias wrongly nor leak.
  */
 import assert from 'node:assert/strict';
@@ -128,6 +128,37 @@ describe('tfjs wasm kernels', () => {
       const gWant = tf.grads((xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) => refLayerNorm(xi, gi, bi, eps))([x, g, b], dy);
       ['x', 'gamma', 'beta'].forEach((name, i) => assert.ok(diff(gGot[i], gWant[i]) < 1e-5, `d/d${name}: ${diff(gGot[i], gWant[i])}`));
       assert.ok(diff(got, refLayerNorm(x, g, b, eps, true)) > 1e-3, 'unbiased variance must be told apart');
+    });
+  });
+
+  it('bias add: value and gradients equal tf.add on [5, 7, 13] + [13] and [768, 512] + [512]; a gradient summed over the wrong axis fails', () => {
+    tf.tidy(() => {
+      const rng = new Rng(5);
+      for (const shape of [[5, 7, 13], [768, 512]]) {
+        const u = shape[shape.length - 1];
+        const x = randn(shape, rng), b = randn([u], rng), dy = randn(shape, rng);
+        assert.ok(absDiff(k.biasAdd(x, b), tf.add(x, b)) === 0);
+        const got = tf.grads((xi: tf.Tensor, bi: tf.Tensor) => k.biasAdd(xi, bi))([x, b], dy);
+        const want = tf.grads((xi: tf.Tensor, bi: tf.Tensor) => tf.add(xi, bi))([x, b], dy);
+        assert.ok(absDiff(got[0], want[0]) === 0, 'dx is dy');
+        assert.ok(diff(got[1], want[1]) < 1e-5, `dbias: ${diff(got[1], want[1])}`);
+        const rowSums = tf.sum(tf.reshape(dy, [-1, u]), 1).slice(0, u);
+        assert.ok(diff(got[1], rowSums) > 1e-2, 'sums over the wrong axis must be told apart');
+      }
+    });
+  });
+
+  it('2-D transpose equals tf.transpose on [7, 13], [768, 128], [1, 5], [6, 6] (and differs from its input); its gradient transposes back', () => {
+    tf.tidy(() => {
+      const rng = new Rng(6);
+      for (const shape of [[7, 13], [768, 128], [1, 5], [6, 6]]) {
+        const x = randn(shape, rng);
+        assert.ok(absDiff(k.transpose2d(x), tf.transpose(x)) === 0, `${shape}`);
+      }
+      const sq = randn([6, 6], rng);
+      assert.ok(absDiff(k.transpose2d(sq), sq) > 1e-2);
+      const x = randn([7, 13], rng), dy = randn([13, 7], rng);
+      assert.ok(absDiff(tf.grad((v: tf.Tensor) => k.transpose2d(v))(x, dy), tf.transpose(dy)) === 0);
     });
   });
 

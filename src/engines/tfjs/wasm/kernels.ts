@@ -23,6 +23,8 @@ interface KernelExports {
   attention_backward(n: number, t: number, h: number, k: number, causal: number, scale: number, qkv: number, probs: number, dout: number, dqkv: number, scratch: number): void;
   layernorm_forward(rows: number, d: number, eps: number, x: number, gamma: number, beta: number, y: number, stats: number): void;
   layernorm_backward(rows: number, d: number, x: number, gamma: number, stats: number, dy: number, dx: number, dgamma: number, dbeta: number): void;
+  column_sum(rows: number, cols: number, x: number, out: number): void;
+  transpose_2d(r: number, c: number, src: number, dst: number): void;
 }
 
 /** What the kernel functions need of tfjs-backend-wasm's backend (public methods of BackendWasm). */
@@ -140,6 +142,19 @@ function registerKernels(): void {
     m.layernorm_backward(rows, d, xo, go, so, dyo, dxo, dgo, dbo);
     return outputs(backend, [x.shape, [d], [d]], [dxo, dgo, dbo]);
   });
+  reg('R2rColumnSum', ({ x }, backend) => {
+    const cols = x.shape[x.shape.length - 1], rows = size(x) / cols;
+    const [xo, oo] = stage(backend, [x], [cols]);
+    m.column_sum(rows, cols, xo, oo);
+    return outputs(backend, [[cols]], [oo])[0];
+  });
+  reg('R2rTranspose2d', ({ x }, backend) => {
+    const [r, c] = x.shape;
+    const [xo, oo] = stage(backend, [x], [r * c]);
+    m.transpose_2d(r, c, xo, oo);
+    return outputs(backend, [[c, r]], [oo])[0];
+  });
+  tf.registerGradient({ kernelName: 'R2rTranspose2d', gradFunc: (dy) => ({ x: () => transpose2d(dy as Tensor) }) });
 }
 
 // ---- ops ------------------------------------------------------------------------------------
@@ -166,6 +181,25 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon: numbe
       gradFunc: (dy: Tensor, [xs, gs, st]: Tensor[]) => run('R2rLayerNormGrad', { x: xs, gamma: gs, stats: st, dy }) as Tensor[],
     };
   })(x, gamma, beta);
+}
+
+/**
+ * `x + bias` (bias on the last axis) whose bias gradient is one column-sum pass: tfjs's own, a Sum
+ * over the leading axes, transposes the whole gradient first.
+ */
+export function biasAdd(x: Tensor, bias: Tensor): Tensor {
+  return tf.customGrad((xi, bi) => {
+    const [xt, bt] = [xi, bi] as Tensor[];
+    return {
+      value: tf.add(xt, bt),
+      gradFunc: (dy: Tensor) => [tf.reshape(dy, xt.shape), tf.reshape(run('R2rColumnSum', { x: dy }) as Tensor, bt.shape)],
+    };
+  })(x, bias);
+}
+
+/** The transpose of a 2-D tensor (tfjs-backend-wasm's Transpose is ~4x slower on [768, 128]). */
+export function transpose2d(x: Tensor): Tensor {
+  return run('R2rTranspose2d', { x }) as Tensor;
 }
 
 /**
