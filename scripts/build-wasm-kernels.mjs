@@ -17,7 +17,8 @@ const src = join(root, 'src/engines/tfjs/wasm/kernels.c');
 const dest = join(root, 'src/engines/tfjs/wasm/kernels_wasm.ts');
 const clang = process.env.CLANG ?? 'clang';
 export const FLAGS = ['--target=wasm32', '-O3', '-msimd128', '-nostdlib', '-fno-builtin', '-Wall', '-Wextra', '-Werror',
-  '-Wl,--no-entry', '-Wl,--export=__heap_base', '-Wl,--strip-all'];
+  '-Wl,--no-entry', '-Wl,--import-memory', '-Wl,--export=__heap_base', '-Wl,--strip-all'];
+
 
 /** The module's bytes, the source's SHA-256 and the compiler's version line. */
 export function build() {
@@ -27,8 +28,14 @@ export function build() {
     const r = spawnSync(clang, [...FLAGS, '-o', out, src], { encoding: 'utf8' });
     if (r.error) throw new Error(`cannot run ${clang} (${r.error.message}); install clang and lld (Debian: apt-get install clang lld)`);
     if (r.status !== 0) throw new Error(`${clang} failed:\n${r.stderr}`);
+    const wasm = readFileSync(out);
+    // The module runs inside tfjs's memory, where a shadow stack (wasm-ld's __stack_pointer, used
+    // for arrays and address-taken locals) would overwrite tfjs's data: the code must never touch it.
+    const asm = spawnSync(clang, [...FLAGS.filter((f) => !f.startsWith('-Wl,')), '-S', '-o', '-', src], { encoding: 'utf8' });
+    if (asm.status !== 0) throw new Error(`${clang} -S failed:\n${asm.stderr}`);
+    if (asm.stdout.includes('__stack_pointer')) throw new Error('kernels.c uses the shadow stack (an array or an address-taken local); the module must not');
     const version = spawnSync(clang, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0].trim();
-    return { wasm: readFileSync(out), sha256: createHash('sha256').update(readFileSync(src)).digest('hex'), version };
+    return { wasm, sha256: createHash('sha256').update(readFileSync(src)).digest('hex'), version };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

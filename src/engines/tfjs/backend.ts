@@ -45,11 +45,7 @@ async function init(name: TfjsBackendName): Promise<void> {
   installConv2dGradient();
   installMaxPoolGradient();
   installMatMulGradient();
-  if (name === 'wasm') {
-    installSharingIdentity();
-    // The transformer layers' SIMD kernels; without them (no WebAssembly SIMD) ops.ts uses tfjs ops.
-    await loadWasmKernels();
-  }
+  if (name === 'wasm') installSharingIdentity();
   let ok: boolean;
   try {
     ok = await tf.setBackend(name);
@@ -59,6 +55,9 @@ async function init(name: TfjsBackendName): Promise<void> {
   if (!ok || tf.getBackend() !== name) {
     throw new EngineUnavailableError(`tfjs engine: backend '${name}' failed to start; try --backend cpu`);
   }
+  // The transformer layers' SIMD kernels (they use the started backend's heap); without them (no
+  // WebAssembly SIMD) ops.ts uses tfjs ops.
+  if (name === 'wasm') await loadWasmKernels();
 }
 
 /**

@@ -9,7 +9,8 @@
  *   - exact GELU x * Phi(x) and its derivative Phi(x) + x * phi(x);
  *   - layer norm over the last axis (biased variance) and its gradients;
  *   - a dense layer's bias gradient (column sums) and the 2-D transposes of its other gradients.
- * No libc, no allocation: the caller (kernels.ts) places every buffer in this module's memory.
+ * No libc, no allocation, no static data and no shadow stack: the module imports its memory, which
+ * is tfjs's own heap where that is reachable (kernels.ts passes tensors' addresses, no copies).
  * Build: `npm run build:wasm` (scripts/build-wasm-kernels.mjs, clang --target=wasm32 -msimd128).
  */
 #include <wasm_simd128.h>
@@ -145,18 +146,17 @@ static inline v128_t normal_cdf(v128_t x, v128_t *gauss) {
 
 /* ---- GELU ----------------------------------------------------------------------------------- */
 
-/* Loads up to 4 values (the tail of an array padded with zeros). */
+/* Loads up to 4 values (the tail of an array padded with zeros), and stores them. No arrays on
+ * the stack: the module runs in tfjs's own memory and must not have a shadow stack there. */
 static inline v128_t load_part(const float *p, int n) {
   if (n >= 4) return wasm_v128_load(p);
-  float t[4] = {0, 0, 0, 0};
-  for (int i = 0; i < n; i++) t[i] = p[i];
-  return wasm_v128_load(t);
+  return wasm_f32x4_make(p[0], n > 1 ? p[1] : 0.0f, n > 2 ? p[2] : 0.0f, 0.0f);
 }
 static inline void store_part(float *p, v128_t v, int n) {
   if (n >= 4) { wasm_v128_store(p, v); return; }
-  float t[4];
-  wasm_v128_store(t, v);
-  for (int i = 0; i < n; i++) p[i] = t[i];
+  p[0] = wasm_f32x4_extract_lane(v, 0);
+  if (n > 1) p[1] = wasm_f32x4_extract_lane(v, 1);
+  if (n > 2) p[2] = wasm_f32x4_extract_lane(v, 2);
 }
 
 /* y = x Phi(x), exact (erf) GELU. */
@@ -190,10 +190,8 @@ static void softmax_row(float *s, int len, int t, float scale) {
   float sum = 0;
   for (int j = 0; j < len; j += 4) {
     const int c = len - j;
-    const v128_t e = exp_neg(wasm_f32x4_mul(wasm_f32x4_sub(load_part(s + j, c), vm), vs));
-    float tmp[4];
-    wasm_v128_store(tmp, e);
-    for (int q = 0; q < 4 && q < c; q++) { s[j + q] = tmp[q]; sum += tmp[q]; }
+    store_part(s + j, exp_neg(wasm_f32x4_mul(wasm_f32x4_sub(load_part(s + j, c), vm), vs)), c);
+    for (int q = 0; q < 4 && q < c; q++) sum += s[j + q];
   }
   const float inv = 1.0f / sum;
   for (int j = 0; j < len; j++) s[j] *= inv;

@@ -3,7 +3,8 @@
  * tf.erf, tf.moments) on random data, values and gradients, with shapes that leave remainders in
  * every tiled loop; each comparison also shows a wrong variant (a transposed operand, no mask,
  * unbiased variance, tanh GELU, a bias summed over the wrong axis) failing it. Also: the embedded module is the build of kernels.c,
- * and the sharing Identity/Cast replacements neither alias wrongly nor leak.
+ * both modes (in place on tfjs's heap; copying) give the same, and the sharing Identity/Cast
+ * replacements neither alias wrongly nor leak.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../../rng.ts';
 import { initBackend } from '../backend.ts';
@@ -77,10 +78,15 @@ describe('tfjs wasm kernels', () => {
     assert.equal(r.status, 0, r.stderr);
   });
 
-  it('loads and is active on the wasm backend (Node has WebAssembly SIMD)', async () => {
+  it('loads and is active on the wasm backend, in place on tfjs\'s heap (Node has WebAssembly SIMD and single-threaded wasm)', async () => {
     assert.equal(await k.loadWasmKernels(), true, k.wasmKernelsError);
     assert.ok(k.wasmKernelsActive());
+    assert.equal(k.wasmKernelsMode(), 'in place');
   });
+
+  for (const copying of [false, true]) describe(copying ? 'copying through the module\'s own memory' : 'in place on tfjs\'s heap', () => {
+  before(() => k.setWasmKernelsCopying(copying));
+  after(() => k.setWasmKernelsCopying(false));
 
   for (const [n, t, h, kd] of [[2, 7, 3, 5], [3, 64, 4, 32], [1, 1, 1, 1], [2, 13, 2, 9]]) {
     for (const causal of [true, false]) {
@@ -160,6 +166,19 @@ describe('tfjs wasm kernels', () => {
       const x = randn([7, 13], rng), dy = randn([13, 7], rng);
       assert.ok(absDiff(tf.grad((v: tf.Tensor) => k.transpose2d(v))(x, dy), tf.transpose(dy)) === 0);
     });
+  });
+
+  it('leaves its inputs unchanged and allocates no tfjs tensors beyond its outputs', () => {
+    const rng = new Rng(7);
+    const qkv = randn([2, 6, 3 * 2 * 3], rng), x = randn([4, 10], rng);
+    const copies = [qkv, x].map((t) => Float32Array.from(t.dataSync()));
+    const before = tf.memory().numTensors;
+    const outs = [k.attentionCore(qkv, 2, 3, true), k.gelu(x), k.layerNorm(x, tf.ones([10]), tf.zeros([10]), 1e-5), k.transpose2d(x)];
+    assert.ok(tf.memory().numTensors <= before + outs.length + 2, `${tf.memory().numTensors - before} new tensors`);
+    assert.deepEqual(Float32Array.from(qkv.dataSync()), copies[0]);
+    assert.deepEqual(Float32Array.from(x.dataSync()), copies[1]);
+    tf.dispose([...outs, qkv, x]);
+  });
   });
 
   it('Identity and Cast share data on wasm: values survive disposing the source, nothing leaks, other casts convert', () => {

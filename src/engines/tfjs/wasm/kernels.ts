@@ -5,8 +5,9 @@
  * ~1.2 GMAC/s and builds the other three layers from many small per-element ops.
  *
  * The module is embedded as base64 (kernels_wasm.ts), instantiated once by `loadWasmKernels()`
- * (the backend's init) and registered as tfjs kernels of the wasm backend that copy their inputs
- * from tfjs's heap into this module's memory and the results back. The ops below are
+ * (the backend's init) and registered as tfjs kernels of the wasm backend, which run on tensors in
+ * place in tfjs's own heap (or copy through the module's memory where that heap is not
+ * reachable). The ops below are
  * `tf.customGrad` functions over those kernels; where the module did not load (no WebAssembly
  * SIMD) or another backend is active, ops.ts uses plain tfjs ops instead.
  */
@@ -15,7 +16,6 @@ import * as tf from '@tensorflow/tfjs';
 import { KERNELS_WASM_BASE64 } from './kernels_wasm.ts';
 
 interface KernelExports {
-  memory: WebAssembly.Memory;
   __heap_base: WebAssembly.Global;
   gelu_forward(n: number, x: number, y: number): void;
   gelu_backward(n: number, x: number, dy: number, dx: number): void;
@@ -27,27 +27,43 @@ interface KernelExports {
   transpose_2d(r: number, c: number, src: number, dst: number): void;
 }
 
-/** What the kernel functions need of tfjs-backend-wasm's backend (public methods of BackendWasm). */
+/** What the kernels need of tfjs-backend-wasm's backend (typed public members of BackendWasm). */
 interface WasmBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array;
+  dataIdMap: { get(id: object): { memoryOffset: number } | undefined };
+  wasm: { asm?: { memory?: unknown }; _malloc(bytes: number): number; _free(address: number): void };
 }
 
-let mod: KernelExports | undefined;
+/** The module instantiated on its own memory (copies in and out), and on tfjs's heap when that works. */
+let own: { exports: KernelExports; memory: WebAssembly.Memory } | undefined;
+let shared: { exports: KernelExports; backend: WasmBackend } | undefined;
 let loading: Promise<boolean> | undefined;
-let enabled = true;
+let enabled = true, copying = false;
 /** Why the module did not load, when it did not. */
 export let wasmKernelsError: string | undefined;
 
-/** Instantiates the module and registers its kernels (once); false where WebAssembly SIMD is missing. */
+/**
+ * Instantiates the module and registers its kernels, once, after the wasm backend has started;
+ * false where WebAssembly SIMD is missing. Where tfjs's heap is a plain WebAssembly.Memory (its
+ * single-threaded builds, as in Node) a second instance imports that memory and works on tensors in
+ * place; otherwise (the multi-threaded build's shared memory) kernels copy through their own.
+ */
 export function loadWasmKernels(): Promise<boolean> {
   loading ??= (async () => {
     try {
       const bin = atob(KERNELS_WASM_BASE64);
       const bytes = new Uint8Array(bin.length);
       for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-      const { instance } = await WebAssembly.instantiate(bytes);
-      mod = instance.exports as unknown as KernelExports;
+      const module = await WebAssembly.compile(bytes);
+      const instantiate = async (memory: WebAssembly.Memory) => (await WebAssembly.instantiate(module, { env: { memory } })).exports as unknown as KernelExports;
+      const memory = new WebAssembly.Memory({ initial: 16 }); // >= the 2 pages wasm-ld declares (an unused stack)
+      own = { exports: await instantiate(memory), memory };
+      const backend = tf.findBackend('wasm') as unknown as WasmBackend | undefined;
+      const heap = backend?.wasm?.asm?.memory;
+      if (backend && heap instanceof WebAssembly.Memory) {
+        try { shared = { exports: await instantiate(heap), backend }; } catch { /* shared or otherwise incompatible memory: copy */ }
+      }
       registerKernels();
       return true;
     } catch (e) {
@@ -60,99 +76,125 @@ export function loadWasmKernels(): Promise<boolean> {
 
 /** Whether the ops below run on this module now: it loaded, is enabled, and wasm is the backend. */
 export function wasmKernelsActive(): boolean {
-  return enabled && mod !== undefined && tf.getBackend() === 'wasm';
+  return enabled && own !== undefined && tf.getBackend() === 'wasm';
 }
 
 /** Turns the module's use off or on (tests compare both paths; benchmarks measure the gain). */
 export function setWasmKernelsEnabled(on: boolean): void { enabled = on; }
 
-// ---- this module's memory: one bump layout per call, grown as needed --------------------------
+/** Forces the copying mode even where tfjs's heap is shared (tests run both). */
+export function setWasmKernelsCopying(on: boolean): void { copying = on; }
 
-/** Byte offsets, 16-aligned, of consecutive float buffers of the given lengths (grows memory). */
-function layout(...lengths: number[]): number[] {
-  const m = mod!;
+/** 'in place' (on tfjs's heap), 'copying', or undefined before loading / where it failed. */
+export function wasmKernelsMode(): 'in place' | 'copying' | undefined {
+  return own ? (shared && !copying ? 'in place' : 'copying') : undefined;
+}
+
+const size = (t: { shape: number[] }) => t.shape.reduce((a, b) => a * b, 1);
+
+/** One kernel call's buffers: float addresses in the memory its instance `m` works on. */
+interface Call {
+  m: KernelExports;
+  input(t: TensorInfo): number;
+  output(shape: number[]): number;
+  scratch(floats: number): number;
+  /** The outputs, in the order `output` made them. */
+  finish(): TensorInfo[];
+}
+
+let scratchAt = 0, scratchFloats = 0;
+/** Tensors in place on tfjs's heap; scratch is one block malloc'ed there and kept (tens of KB). */
+function inPlace(b: WasmBackend, m: KernelExports): Call {
+  const outs: TensorInfo[] = [];
+  const address = (t: TensorInfo) => b.dataIdMap.get(t.dataId)!.memoryOffset;
+  return {
+    m,
+    input: address,
+    output: (shape) => { const o = b.makeOutput(shape, 'float32'); outs.push(o); return address(o); },
+    scratch: (floats) => {
+      if (floats > scratchFloats) {
+        if (scratchFloats > 0) b.wasm._free(scratchAt);
+        scratchAt = b.wasm._malloc(floats * 4);
+        scratchFloats = floats;
+      }
+      return scratchAt;
+    },
+    finish: () => outs,
+  };
+}
+
+/** Inputs copied into the module's own memory (a bump layout per call, grown as needed), outputs copied back. */
+function copyingCall(b: WasmBackend, m: KernelExports, memory: WebAssembly.Memory): Call {
   let at = ((m.__heap_base.value as number) + 15) & ~15;
-  const offsets = lengths.map((n) => { const o = at; at += (n * 4 + 15) & ~15; return o; });
-  const have = m.memory.buffer.byteLength;
-  if (at > have) m.memory.grow(Math.ceil((at - have) / 65536));
-  return offsets;
-}
-const view = (offset: number, n: number) => new Float32Array(mod!.memory.buffer, offset, n);
-const size = (t: TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
-
-/** Copies tfjs tensors into fresh buffers of this module; returns their offsets and those of `extra` more buffers. */
-function stage(backend: WasmBackend, inputs: TensorInfo[], extra: number[]): number[] {
-  const offsets = layout(...inputs.map(size), ...extra);
-  inputs.forEach((t, i) => view(offsets[i], size(t)).set(backend.typedArrayFromHeap(t)));
-  return offsets;
-}
-
-/** New tfjs outputs holding this module's buffers at `offsets`. Outputs are made first: making one may grow tfjs's heap. */
-function outputs(backend: WasmBackend, shapes: number[][], offsets: number[]): TensorInfo[] {
-  const outs = shapes.map((s) => backend.makeOutput(s, 'float32'));
-  outs.forEach((o, i) => backend.typedArrayFromHeap(o).set(view(offsets[i], size(o))));
-  return outs;
+  const alloc = (floats: number) => {
+    const o = at;
+    at += (floats * 4 + 15) & ~15;
+    const have = memory.buffer.byteLength;
+    if (at > have) memory.grow(Math.ceil((at - have) / 65536));
+    return o;
+  };
+  const view = (o: number, n: number) => new Float32Array(memory.buffer, o, n);
+  const outs: { shape: number[]; at: number }[] = [];
+  return {
+    m,
+    input: (t) => { const o = alloc(size(t)); view(o, size(t)).set(b.typedArrayFromHeap(t)); return o; },
+    output: (shape) => { const o = alloc(size({ shape })); outs.push({ shape, at: o }); return o; },
+    scratch: alloc,
+    // All outputs are made before any is written: making one may grow tfjs's heap.
+    finish: () => {
+      const infos = outs.map((o) => b.makeOutput(o.shape, 'float32'));
+      infos.forEach((info, i) => b.typedArrayFromHeap(info).set(view(outs[i].at, size(info))));
+      return infos;
+    },
+  };
 }
 
 interface AttentionAttrs { heads: number; keyDim: number; causal: boolean }
 
 function registerKernels(): void {
-  const reg = (kernelName: string, kernelFunc: (inputs: Record<string, TensorInfo>, backend: WasmBackend, attrs: Record<string, unknown>) => TensorInfo | TensorInfo[]) => {
+  const reg = (kernelName: string, kernelFunc: (inputs: Record<string, TensorInfo>, call: Call, attrs: Record<string, unknown>) => void) => {
     tf.registerKernel({
       kernelName, backendName: 'wasm',
-      kernelFunc: ({ inputs, backend, attrs }) => kernelFunc(inputs as Record<string, TensorInfo>, backend as unknown as WasmBackend, attrs as Record<string, unknown>),
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const b = backend as unknown as WasmBackend;
+        const call = shared && !copying && shared.backend === b ? inPlace(b, shared.exports) : copyingCall(b, own!.exports, own!.memory);
+        kernelFunc(inputs as Record<string, TensorInfo>, call, attrs as Record<string, unknown>);
+        const outs = call.finish();
+        return outs.length === 1 ? outs[0] : outs;
+      },
     });
   };
-  const m = mod!;
-  reg('R2rGelu', ({ x }, backend) => {
-    const n = size(x);
-    const [xo, yo] = stage(backend, [x], [n]);
-    m.gelu_forward(n, xo, yo);
-    return outputs(backend, [x.shape], [yo])[0];
+  reg('R2rGelu', ({ x }, c) => {
+    c.m.gelu_forward(size(x), c.input(x), c.output(x.shape));
   });
-  reg('R2rGeluGrad', ({ x, dy }, backend) => {
-    const n = size(x);
-    const [xo, dyo, dxo] = stage(backend, [x, dy], [n]);
-    m.gelu_backward(n, xo, dyo, dxo);
-    return outputs(backend, [x.shape], [dxo])[0];
+  reg('R2rGeluGrad', ({ x, dy }, c) => {
+    c.m.gelu_backward(size(x), c.input(x), c.input(dy), c.output(x.shape));
   });
-  reg('R2rAttention', ({ qkv }, backend, attrs) => {
+  reg('R2rAttention', ({ qkv }, c, attrs) => {
     const { heads: h, keyDim: k, causal } = attrs as unknown as AttentionAttrs;
     const [n, t] = qkv.shape;
-    const [qo, oo, po, so] = stage(backend, [qkv], [n * t * h * k, n * h * t * t, k * t]);
-    m.attention_forward(n, t, h, k, causal ? 1 : 0, 1 / Math.sqrt(k), qo, oo, po, so);
-    return outputs(backend, [[n, t, h * k], [n, h, t, t]], [oo, po]);
+    c.m.attention_forward(n, t, h, k, causal ? 1 : 0, 1 / Math.sqrt(k), c.input(qkv), c.output([n, t, h * k]), c.output([n, h, t, t]), c.scratch(k * t));
   });
-  reg('R2rAttentionGrad', ({ qkv, probs, dy }, backend, attrs) => {
+  reg('R2rAttentionGrad', ({ qkv, probs, dy }, c, attrs) => {
     const { heads: h, keyDim: k, causal } = attrs as unknown as AttentionAttrs;
     const [n, t] = qkv.shape;
-    const [qo, po, dyo, dqo, so] = stage(backend, [qkv, probs, dy], [size(qkv), 2 * t * t + k * t]);
-    m.attention_backward(n, t, h, k, causal ? 1 : 0, 1 / Math.sqrt(k), qo, po, dyo, dqo, so);
-    return outputs(backend, [qkv.shape], [dqo])[0];
+    c.m.attention_backward(n, t, h, k, causal ? 1 : 0, 1 / Math.sqrt(k), c.input(qkv), c.input(probs), c.input(dy), c.output(qkv.shape), c.scratch(2 * t * t + k * t));
   });
-  reg('R2rLayerNorm', ({ x, gamma, beta }, backend, attrs) => {
+  reg('R2rLayerNorm', ({ x, gamma, beta }, c, attrs) => {
     const d = x.shape[x.shape.length - 1], rows = size(x) / d;
-    const [xo, go, bo, yo, so] = stage(backend, [x, gamma, beta], [rows * d, 2 * rows]);
-    m.layernorm_forward(rows, d, attrs.epsilon as number, xo, go, bo, yo, so);
-    return outputs(backend, [x.shape, [rows, 2]], [yo, so]);
+    c.m.layernorm_forward(rows, d, attrs.epsilon as number, c.input(x), c.input(gamma), c.input(beta), c.output(x.shape), c.output([rows, 2]));
   });
-  reg('R2rLayerNormGrad', ({ x, gamma, stats, dy }, backend) => {
+  reg('R2rLayerNormGrad', ({ x, gamma, stats, dy }, c) => {
     const d = x.shape[x.shape.length - 1], rows = size(x) / d;
-    const [xo, go, so, dyo, dxo, dgo, dbo] = stage(backend, [x, gamma, stats, dy], [rows * d, d, d]);
-    m.layernorm_backward(rows, d, xo, go, so, dyo, dxo, dgo, dbo);
-    return outputs(backend, [x.shape, [d], [d]], [dxo, dgo, dbo]);
+    c.m.layernorm_backward(rows, d, c.input(x), c.input(gamma), c.input(stats), c.input(dy), c.output(x.shape), c.output([d]), c.output([d]));
   });
-  reg('R2rColumnSum', ({ x }, backend) => {
-    const cols = x.shape[x.shape.length - 1], rows = size(x) / cols;
-    const [xo, oo] = stage(backend, [x], [cols]);
-    m.column_sum(rows, cols, xo, oo);
-    return outputs(backend, [[cols]], [oo])[0];
+  reg('R2rColumnSum', ({ x }, c) => {
+    const cols = x.shape[x.shape.length - 1];
+    c.m.column_sum(size(x) / cols, cols, c.input(x), c.output([cols]));
   });
-  reg('R2rTranspose2d', ({ x }, backend) => {
-    const [r, c] = x.shape;
-    const [xo, oo] = stage(backend, [x], [r * c]);
-    m.transpose_2d(r, c, xo, oo);
-    return outputs(backend, [[c, r]], [oo])[0];
+  reg('R2rTranspose2d', ({ x }, c) => {
+    const [r, cols] = x.shape;
+    c.m.transpose_2d(r, cols, c.input(x), c.output([cols, r]));
   });
   tf.registerGradient({ kernelName: 'R2rTranspose2d', gradFunc: (dy) => ({ x: () => transpose2d(dy as Tensor) }) });
 }
