@@ -319,27 +319,31 @@ EXPORT(column_sum) void column_sum(int rows, int cols, const float *x, float *ou
   }
 }
 
-/* dst[c x r] = src[r x c]^T in 4 x 4 blocks transposed in registers. */
+/* 4 x 4 block at (i, j) of src (row stride c) to dst (row stride r), transposed in registers. */
+static inline void transpose_block(const float *src, int c, float *dst, int r) {
+  const v128_t a0 = wasm_v128_load(src), a1 = wasm_v128_load(src + c), a2 = wasm_v128_load(src + 2L * c), a3 = wasm_v128_load(src + 3L * c);
+  const v128_t t0 = wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7);
+  const v128_t t2 = wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7);
+  wasm_v128_store(dst, wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5));
+  wasm_v128_store(dst + r, wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7));
+  wasm_v128_store(dst + 2L * r, wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5));
+  wasm_v128_store(dst + 3L * r, wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7));
+}
+
+/* dst[c x r] = src[r x c]^T: 16 x 16 tiles (whole cache lines of dst) of 4 x 4 register blocks,
+ * scalar at the edges. */
 EXPORT(transpose_2d) void transpose_2d(int r, int c, const float *src, float *dst) {
-  int i = 0;
-  for (; i + 4 <= r; i += 4) {
-    const float *s0 = src + (long)i * c, *s1 = s0 + c, *s2 = s1 + c, *s3 = s2 + c;
-    int j = 0;
-    for (; j + 4 <= c; j += 4) {
-      const v128_t a0 = wasm_v128_load(s0 + j), a1 = wasm_v128_load(s1 + j), a2 = wasm_v128_load(s2 + j), a3 = wasm_v128_load(s3 + j);
-      const v128_t t0 = wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7);
-      const v128_t t2 = wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7);
-      float *d = dst + (long)j * r + i;
-      wasm_v128_store(d, wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5));
-      wasm_v128_store(d + r, wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7));
-      wasm_v128_store(d + 2L * r, wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5));
-      wasm_v128_store(d + 3L * r, wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7));
-    }
-    for (; j < c; j++) {
-      float *d = dst + (long)j * r + i;
-      d[0] = s0[j]; d[1] = s1[j]; d[2] = s2[j]; d[3] = s3[j];
+  const int r4 = r & ~3, c4 = c & ~3;
+  for (int i0 = 0; i0 < r4; i0 += 16) {
+    const int i1 = imin(i0 + 16, r4);
+    for (int j0 = 0; j0 < c4; j0 += 16) {
+      const int j1 = imin(j0 + 16, c4);
+      for (int i = i0; i < i1; i += 4)
+        for (int j = j0; j < j1; j += 4) transpose_block(src + (long)i * c + j, c, dst + (long)j * r + i, r);
     }
   }
-  for (; i < r; i++)
+  for (int i = 0; i < r4; i++)
+    for (int j = c4; j < c; j++) dst[(long)j * r + i] = src[(long)i * c + j];
+  for (int i = r4; i < r; i++)
     for (int j = 0; j < c; j++) dst[(long)j * r + i] = src[(long)i * c + j];
 }

@@ -154,10 +154,10 @@ describe('tfjs wasm kernels', () => {
     });
   });
 
-  it('2-D transpose equals tf.transpose on [7, 13], [768, 128], [1, 5], [6, 6] (and differs from its input); its gradient transposes back', () => {
+  it('2-D transpose equals tf.transpose on [7, 13], [768, 128], [1, 5], [6, 6], [37, 50], [50, 37] (and differs from its input); its gradient transposes back', () => {
     tf.tidy(() => {
       const rng = new Rng(6);
-      for (const shape of [[7, 13], [768, 128], [1, 5], [6, 6]]) {
+      for (const shape of [[7, 13], [768, 128], [1, 5], [6, 6], [37, 50], [50, 37]]) {
         const x = randn(shape, rng);
         assert.ok(absDiff(k.transpose2d(x), tf.transpose(x)) === 0, `${shape}`);
       }
