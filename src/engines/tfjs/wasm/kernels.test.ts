@@ -181,6 +181,16 @@ describe('tfjs wasm kernels', () => {
   });
   });
 
+  it('refuses inputs whose shapes or dtypes would take it past a buffer, naming the kernel', () => {
+    tf.tidy(() => {
+      const bad = (f: () => unknown) => assert.throws(f, /R2rAttention: unsupported inputs qkv float32\[2,5,17\]/);
+      bad(() => k.attentionCore(tf.zeros([2, 5, 17]), 2, 3, true));
+      assert.throws(() => k.transpose2d(tf.zeros([2, 3, 4])), /R2rTranspose2d/);
+      assert.throws(() => k.gelu(tf.zeros([3], 'int32')), /R2rGelu: unsupported inputs x int32/);
+      assert.throws(() => k.layerNorm(tf.zeros([2, 4]), tf.ones([3]), tf.zeros([4]), 1e-5), /R2rLayerNorm/);
+    });
+  });
+
   it('Identity and Cast share data on wasm: values survive disposing the source, nothing leaks, other casts convert', () => {
     const buffers = () => tf.engine().backend.numDataIds();
     const before = buffers();

@@ -164,35 +164,58 @@ function registerKernels(): void {
       },
     });
   };
+  // Kernels index raw memory: shapes and dtypes are checked first, so a wrong caller gets an error
+  // instead of reads and writes past a tensor's buffer.
+  const check = (kernel: string, inputs: Record<string, TensorInfo>, ok: boolean) => {
+    const bad = Object.entries(inputs).find(([, t]) => t.dtype !== 'float32');
+    if (bad || !ok) throw new Error(`${kernel}: unsupported inputs ${Object.entries(inputs).map(([n, t]) => `${n} ${t.dtype}[${t.shape}]`).join(', ')}`);
+  };
+  const same = (a: TensorInfo, b: TensorInfo) => a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  const last = (t: TensorInfo) => t.shape[t.shape.length - 1];
+  const attention = (inputs: Record<string, TensorInfo>, attrs: Record<string, unknown>) => {
+    const { heads: h, keyDim: k } = attrs as unknown as AttentionAttrs;
+    const { qkv, probs, dy } = inputs;
+    const [n, t] = qkv.shape;
+    check('R2rAttention', inputs, qkv.shape.length === 3 && last(qkv) === 3 * h * k && Number.isInteger(h) && Number.isInteger(k) && h > 0 && k > 0 &&
+      (!probs || same(probs, { ...probs, shape: [n, h, t, t] })) && (!dy || same(dy, { ...dy, shape: [n, t, h * k] })));
+  };
   reg('R2rGelu', ({ x }, c) => {
+    check('R2rGelu', { x }, true);
     c.m.gelu_forward(size(x), c.input(x), c.output(x.shape));
   });
   reg('R2rGeluGrad', ({ x, dy }, c) => {
+    check('R2rGeluGrad', { x, dy }, same(x, dy));
     c.m.gelu_backward(size(x), c.input(x), c.input(dy), c.output(x.shape));
   });
   reg('R2rAttention', ({ qkv }, c, attrs) => {
+    attention({ qkv }, attrs);
     const { heads: h, keyDim: k, causal } = attrs as unknown as AttentionAttrs;
     const [n, t] = qkv.shape;
     c.m.attention_forward(n, t, h, k, causal ? 1 : 0, 1 / Math.sqrt(k), c.input(qkv), c.output([n, t, h * k]), c.output([n, h, t, t]), c.scratch(k * t));
   });
   reg('R2rAttentionGrad', ({ qkv, probs, dy }, c, attrs) => {
+    attention({ qkv, probs, dy }, attrs);
     const { heads: h, keyDim: k, causal } = attrs as unknown as AttentionAttrs;
     const [n, t] = qkv.shape;
     c.m.attention_backward(n, t, h, k, causal ? 1 : 0, 1 / Math.sqrt(k), c.input(qkv), c.input(probs), c.input(dy), c.output(qkv.shape), c.scratch(2 * t * t + k * t));
   });
   reg('R2rLayerNorm', ({ x, gamma, beta }, c, attrs) => {
     const d = x.shape[x.shape.length - 1], rows = size(x) / d;
+    check('R2rLayerNorm', { x, gamma, beta }, x.shape.length > 0 && size(gamma) === d && size(beta) === d);
     c.m.layernorm_forward(rows, d, attrs.epsilon as number, c.input(x), c.input(gamma), c.input(beta), c.output(x.shape), c.output([rows, 2]));
   });
   reg('R2rLayerNormGrad', ({ x, gamma, stats, dy }, c) => {
     const d = x.shape[x.shape.length - 1], rows = size(x) / d;
+    check('R2rLayerNormGrad', { x, gamma, stats, dy }, x.shape.length > 0 && size(gamma) === d && size(stats) === 2 * rows && same(x, dy));
     c.m.layernorm_backward(rows, d, c.input(x), c.input(gamma), c.input(stats), c.input(dy), c.output(x.shape), c.output([d]), c.output([d]));
   });
   reg('R2rColumnSum', ({ x }, c) => {
+    check('R2rColumnSum', { x }, x.shape.length > 0);
     const cols = x.shape[x.shape.length - 1];
     c.m.column_sum(size(x) / cols, cols, c.input(x), c.output([cols]));
   });
   reg('R2rTranspose2d', ({ x }, c) => {
+    check('R2rTranspose2d', { x }, x.shape.length === 2);
     const [r, cols] = x.shape;
     c.m.transpose_2d(r, cols, c.input(x), c.output([cols, r]));
   });
