@@ -8,7 +8,8 @@
  *     kept for the backward pass, causal products restricted to the lower triangle;
  *   - exact GELU x * Phi(x) and its derivative Phi(x) + x * phi(x);
  *   - layer norm over the last axis (biased variance) and its gradients;
- *   - a dense layer's bias gradient (column sums) and the 2-D transposes of its other gradients.
+ *   - a dense layer's bias gradient (column sums) and the 2-D transposes of its other gradients;
+ *   - Adam over all weights in one pass.
  * No libc, no allocation, no static data and no shadow stack: the module imports its memory, which
  * is tfjs's own heap where that is reachable (kernels.ts passes tensors' addresses, no copies).
  * Build: `npm run build:wasm` (scripts/build-wasm-kernels.mjs, clang --target=wasm32 -msimd128).
@@ -346,4 +347,41 @@ EXPORT(transpose_2d) void transpose_2d(int r, int c, const float *src, float *ds
     for (int j = c4; j < c; j++) dst[(long)j * r + i] = src[(long)i * c + j];
   for (int i = r4; i < r; i++)
     for (int j = 0; j < c; j++) dst[(long)j * r + i] = src[(long)i * c + j];
+}
+
+/* ---- Adam ----------------------------------------------------------------------------------- */
+
+/*
+ * One Adam step over `count` tensors, PyTorch's formulas op by op in float32 exactly as the tfjs
+ * engine's ops write them (optimizers.ts), so both give the same bits:
+ *   g' = g + wd p (wd != 0),  m' = b1 m + (1 - b1) g',  v' = b2 v + (1 - b2) g'^2,
+ *   p' = p - step_size * m' / (sqrt(v') / sqrt_bc2 + eps).
+ * table: 4 ints per tensor (size, p, g, p_out addresses); m, v (in) and m_out, v_out (out) hold all
+ * tensors' moments back to back in table order.
+ */
+EXPORT(adam_step) void adam_step(int count, const int *table, const float *m, const float *v, float *m_out, float *v_out,
+                                 float wd, float b1, float omb1, float b2, float omb2, float sqrt_bc2, float eps, float step_size) {
+  const v128_t vwd = wasm_f32x4_splat(wd), vb1 = wasm_f32x4_splat(b1), vomb1 = wasm_f32x4_splat(omb1), vb2 = wasm_f32x4_splat(b2),
+               vomb2 = wasm_f32x4_splat(omb2), vsq = wasm_f32x4_splat(sqrt_bc2), veps = wasm_f32x4_splat(eps), vstep = wasm_f32x4_splat(step_size);
+  long off = 0;
+  for (int t = 0; t < count; t++) {
+    const int n = table[4 * t];
+    const float *p = (const float *)table[4 * t + 1], *g = (const float *)table[4 * t + 2];
+    float *po = (float *)table[4 * t + 3];
+    const float *mi = m + off, *vi = v + off;
+    float *mo = m_out + off, *vo = v_out + off;
+    for (int i = 0; i < n; i += 4) {
+      const int c = n - i;
+      const v128_t pv = load_part(p + i, c);
+      v128_t gv = load_part(g + i, c);
+      if (wd != 0) gv = wasm_f32x4_add(gv, wasm_f32x4_mul(pv, vwd));
+      const v128_t mm = wasm_f32x4_add(wasm_f32x4_mul(load_part(mi + i, c), vb1), wasm_f32x4_mul(gv, vomb1));
+      const v128_t vv = wasm_f32x4_add(wasm_f32x4_mul(load_part(vi + i, c), vb2), wasm_f32x4_mul(wasm_f32x4_mul(gv, gv), vomb2));
+      const v128_t denom = wasm_f32x4_add(wasm_f32x4_div(wasm_f32x4_sqrt(vv), vsq), veps);
+      store_part(mo + i, mm, c);
+      store_part(vo + i, vv, c);
+      store_part(po + i, wasm_f32x4_sub(pv, wasm_f32x4_mul(wasm_f32x4_div(mm, denom), vstep)), c);
+    }
+    off += n;
+  }
 }

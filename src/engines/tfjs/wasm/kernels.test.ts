@@ -168,6 +168,34 @@ describe('tfjs wasm kernels', () => {
     });
   });
 
+  it('Adam: the same bits as the optimizer\'s tfjs ops (with and without weight decay; tails); no bias correction fails', () => {
+    tf.tidy(() => {
+      const rng = new Rng(8);
+      const shapes = [[3, 5], [7], [2, 2, 3], [1]];
+      const total = shapes.reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
+      const ps = shapes.map((s) => randn(s, rng)), gs = shapes.map((s) => randn(s, rng));
+      const m = randn([total], rng, 0.1), v = tf.abs(randn([total], rng, 0.01));
+      for (const weightDecay of [0, 1e-2]) {
+        const c = { lr: 3e-3, beta1: 0.8, beta2: 0.99, epsilon: 1e-6, weightDecay, bc1: 1 - 0.8 ** 3, bc2: 1 - 0.99 ** 3 };
+        const got = k.adamStep(ps, gs, m, v, c);
+        // TfjsOptimizer.apply's ops (optimizers.ts), on the flat vectors.
+        const p = tf.concat(ps.map((t) => t.reshape([-1])));
+        let g = tf.concat(gs.map((t) => t.reshape([-1])));
+        if (weightDecay !== 0) g = tf.add(g, tf.mul(p, weightDecay));
+        const mm = tf.add(tf.mul(m, c.beta1), tf.mul(g, 1 - c.beta1));
+        const vv = tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(g), 1 - c.beta2));
+        const denom = tf.add(tf.div(tf.sqrt(vv), Math.sqrt(c.bc2)), c.epsilon);
+        const next = tf.sub(p, tf.mul(tf.div(mm, denom), c.lr / c.bc1));
+        assert.deepEqual(got.m.dataSync(), mm.dataSync(), 'm');
+        assert.deepEqual(got.v.dataSync(), vv.dataSync(), 'v');
+        assert.deepEqual(tf.concat(got.params.map((t) => t.reshape([-1]))).dataSync(), next.dataSync(), 'weights');
+        got.params.forEach((t, i) => assert.deepEqual(t.shape, ps[i].shape));
+        const uncorrected = tf.sub(p, tf.mul(tf.div(mm, tf.add(tf.sqrt(vv), c.epsilon)), c.lr));
+        assert.ok(absDiff(tf.concat(got.params.map((t) => t.reshape([-1]))), uncorrected) > 1e-4, 'bias correction must matter');
+      }
+    });
+  });
+
   it('leaves its inputs unchanged and allocates no tfjs tensors beyond its outputs', () => {
     const rng = new Rng(7);
     const qkv = randn([2, 6, 3 * 2 * 3], rng), x = randn([4, 10], rng);
