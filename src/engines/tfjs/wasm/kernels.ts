@@ -1,15 +1,16 @@
 /**
- * r2r's own WebAssembly SIMD kernels (kernels.c) for the transformer layers on tfjs's wasm
- * backend: fused causal attention, exact GELU and layer norm, each with its gradient. They exist
- * because tfjs-backend-wasm 4.22 runs batched matmuls (all of attention's) in a scalar loop at
- * ~1.2 GMAC/s and builds the other three layers from many small per-element ops.
+ * r2r's own WebAssembly SIMD kernels (kernels.c) for tfjs's wasm backend: fused causal attention,
+ * exact GELU and layer norm, each with its gradient; a dense layer's bias gradient and 2-D
+ * transposes; Adam in one pass. They exist because tfjs-backend-wasm 4.22 runs batched matmuls
+ * (all of attention's) in a scalar loop at ~1.2 GMAC/s and builds the rest from many small
+ * per-element ops, and tfjs's Sum over axis 0 and Transpose are slow there.
  *
  * The module is embedded as base64 (kernels_wasm.ts), instantiated once by `loadWasmKernels()`
- * (the backend's init) and registered as tfjs kernels of the wasm backend, which run on tensors in
- * place in tfjs's own heap (or copy through the module's memory where that heap is not
- * reachable). The ops below are
- * `tf.customGrad` functions over those kernels; where the module did not load (no WebAssembly
- * SIMD) or another backend is active, ops.ts uses plain tfjs ops instead.
+ * (the backend's init) and registered as tfjs kernels of the wasm backend. They work on tensors
+ * where they lie, in tfjs's own heap, or copy through the module's memory where that heap is not
+ * reachable. The ops below are `tf.customGrad` functions over those kernels; where the module did
+ * not load (no WebAssembly SIMD) or another backend is active, ops.ts and optimizers.ts use plain
+ * tfjs ops instead. Also here: Identity and Cast without copies (`installSharingIdentity`).
  */
 import type { GradSaveFunc, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
@@ -29,7 +30,7 @@ interface KernelExports {
     b2: number, omb2: number, sqrtBc2: number, eps: number, stepSize: number): void;
 }
 
-/** What the kernels need of tfjs-backend-wasm's backend (typed public members of BackendWasm). */
+/** What the kernels need of tfjs-backend-wasm's backend (public members of BackendWasm; `wasm.asm.memory` is Emscripten's heap). */
 interface WasmBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array;
