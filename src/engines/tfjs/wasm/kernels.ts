@@ -14,6 +14,7 @@
  */
 import type { GradSaveFunc, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
+import { R2RError } from '../../../errors.ts';
 import { KERNELS_WASM_BASE64 } from './kernels_wasm.ts';
 
 interface KernelExports {
@@ -178,7 +179,7 @@ function registerKernels(): void {
   // instead of reads and writes past a tensor's buffer.
   const check = (kernel: string, inputs: Record<string, TensorInfo>, ok: boolean) => {
     const bad = Object.entries(inputs).find(([, t]) => t.dtype !== 'float32');
-    if (bad || !ok) throw new Error(`${kernel}: unsupported inputs ${Object.entries(inputs).map(([n, t]) => `${n} ${t.dtype}[${t.shape}]`).join(', ')}`);
+    if (bad || !ok) throw new R2RError('R2R_ENGINE', `${kernel}: unsupported inputs ${Object.entries(inputs).map(([n, t]) => `${n} ${t.dtype}[${t.shape}]`).join(', ')}`);
   };
   const same = (a: TensorInfo, b: TensorInfo) => a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
   const last = (t: TensorInfo) => t.shape[t.shape.length - 1];
