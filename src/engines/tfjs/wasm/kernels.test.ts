@@ -223,6 +223,42 @@ describe('tfjs wasm kernels', () => {
     });
   });
 
+  it('a GPT on wasm: gradients and three Adam steps with the kernels equal those with tfjs ops', async () => {
+    const g = gpt({ layers: 2, heads: 3, dim: 12, block: 9, vocab: 11 });
+    const w = initWeights(g, new Rng(9));
+    const rng = new Rng(10);
+    const batches = [0, 1, 2].map(() => ({ x: new Float32Array(0), n: 3, tokens: Int32Array.from({ length: 27 }, () => rng.int(11)), labels: Int32Array.from({ length: 27 }, () => rng.int(11)) }));
+    const engine = await createTfjsEngine({ backend: 'wasm' });
+    const run = async (on: boolean) => {
+      k.setWasmKernelsEnabled(on);
+      const m = await engine.build(g, w);
+      try {
+        const grads = (await m.gradients(batches[0])).grads;
+        m.setOptimizer({ kind: 'adam', lr: 1e-2, weightDecay: 1e-3 });
+        const losses = [];
+        for (const b of batches) losses.push((await m.trainStep(b)).loss);
+        return { grads, losses, weights: await m.getWeights() };
+      } finally { m.dispose(); k.setWasmKernelsEnabled(true); }
+    };
+    const fast = await run(true), plain = await run(false);
+    const rel = (a: Float32Array, b: Float32Array) => {
+      let d = 0, s = 0;
+      for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); s = Math.max(s, Math.abs(b[i])); }
+      return d / Math.max(s, 1e-12);
+    };
+    // keyBias's gradient is 0 in exact arithmetic (softmax ignores a shift shared by a query's
+    // scores): only float32 noise, compared by size.
+    for (const key of Object.keys(plain.grads)) {
+      if (key.endsWith('/keyBias')) assert.ok([fast, plain].every((r) => r.grads[key].data.every((x) => Math.abs(x) < 1e-6)), key);
+      else assert.ok(rel(fast.grads[key].data, plain.grads[key].data) < 1e-4, `d/d${key}: ${rel(fast.grads[key].data, plain.grads[key].data)}`);
+    }
+    fast.losses.forEach((l, i) => assert.ok(Math.abs(l - plain.losses[i]) < 1e-5, `step ${i}: ${l} vs ${plain.losses[i]}`));
+    // Adam turns keyBias's noise into +-lr steps: not compared.
+    for (const key of Object.keys(plain.weights).filter((n) => !n.endsWith('/keyBias'))) {
+      assert.ok(rel(fast.weights[key].data, plain.weights[key].data) < 1e-4, `${key}: ${rel(fast.weights[key].data, plain.weights[key].data)}`);
+    }
+  });
+
   it('Identity and Cast share data on wasm: values survive disposing the source, nothing leaks, other casts convert', () => {
     const buffers = () => tf.engine().backend.numDataIds();
     const before = buffers();
