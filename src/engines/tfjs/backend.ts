@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { installConv2dGradient, installMatMulGradient, installMaxPoolGradient } from './ops.ts';
+import { installSharingIdentity, loadWasmKernels } from './wasm/kernels.ts';
 import { EngineUnavailableError, R2RError, UsageError } from '../../errors.ts';
 
 export type TfjsBackendName = 'wasm' | 'cpu';
@@ -44,6 +45,7 @@ async function init(name: TfjsBackendName): Promise<void> {
   installConv2dGradient();
   installMaxPoolGradient();
   installMatMulGradient();
+  if (name === 'wasm') installSharingIdentity();
   let ok: boolean;
   try {
     ok = await tf.setBackend(name);
@@ -53,6 +55,9 @@ async function init(name: TfjsBackendName): Promise<void> {
   if (!ok || tf.getBackend() !== name) {
     throw new EngineUnavailableError(`tfjs engine: backend '${name}' failed to start; try --backend cpu`);
   }
+  // The transformer layers' SIMD kernels (they use the started backend's heap); without them (no
+  // WebAssembly SIMD) ops.ts uses tfjs ops.
+  if (name === 'wasm') await loadWasmKernels();
 }
 
 /**

@@ -1,7 +1,11 @@
 /**
  * The TensorFlow.js engine: `wasm` backend by default (XNNPACK kernels, single-threaded in Node),
- * `cpu` (pure JS) as the fallback. See `model.ts` for the network, `ops.ts` for the layers and
- * `optimizers.ts` for PyTorch-exact Adam/SGD.
+ * `cpu` (pure JS) as the fallback. See `model.ts` for the network, `ops.ts` for the layers,
+ * `optimizers.ts` for PyTorch-exact Adam/SGD, and `wasm/` for r2r's own WebAssembly SIMD kernels:
+ * on the wasm backend the transformer layers (attention from one fused q/k/v matmul, exact GELU,
+ * layer norm) and dense layers' bias gradients and transposes run there, forward and backward,
+ * because tfjs-backend-wasm runs attention's batched matmuls in a scalar loop and builds the rest
+ * from many small ops; without WebAssembly SIMD (or on cpu) the same layers are tfjs ops.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Graph, Weights } from '../../ir/types.ts';

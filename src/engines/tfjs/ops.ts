@@ -9,6 +9,7 @@ import { UnsupportedLayerError } from '../../errors.ts';
 import type { Window2d } from '../../ir/shapes.ts';
 import type { ActivationFn } from '../../ir/types.ts';
 import * as tf from '@tensorflow/tfjs';
+import * as wasmKernels from './wasm/kernels.ts';
 
 type Pads4 = [[number, number], [number, number], [number, number], [number, number]];
 
@@ -159,7 +160,7 @@ export function installMaxPoolGradient(): void {
 
 /** `x y` with either operand transposed (last two axes) by an explicit transpose first. */
 export function matMulPlain(x: Tensor, y: Tensor, transposeX = false, transposeY = false): Tensor {
-  const t = (v: Tensor) => (v.rank === 2 ? tf.transpose(v) : tf.transpose(v, [...v.shape.keys()].map((i) => (i < v.rank - 2 ? i : 2 * v.rank - 3 - i))));
+  const t = (v: Tensor) => (v.rank === 2 ? (v.dtype === 'float32' && wasmKernels.wasmKernelsActive() ? wasmKernels.transpose2d(v) : tf.transpose(v)) : tf.transpose(v, [...v.shape.keys()].map((i) => (i < v.rank - 2 ? i : 2 * v.rank - 3 - i))));
   return tf.matMul(transposeX ? t(x) : x, transposeY ? t(y) : y);
 }
 
@@ -294,8 +295,8 @@ export function activation(x: Tensor, fn: ActivationFn, alpha = 0.01): Tensor {
     case 'elu': return tf.elu(x);
     case 'tanh': return tf.tanh(x);
     case 'sigmoid': return tf.sigmoid(x);
-    // Exact gelu, as the reference executor and PyTorch's default.
-    case 'gelu': return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+    // Exact gelu, as the reference executor and PyTorch's default: one SIMD pass each way on wasm.
+    case 'gelu': return wasmKernels.wasmKernelsActive() ? wasmKernels.gelu(x) : tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
     default: throw new UnsupportedLayerError(`tfjs engine: unknown activation fn ${JSON.stringify(fn)}`);
   }
 }
@@ -312,12 +313,17 @@ export function correctCount(logits: Tensor, labels: Tensor): Tensor {
 
 // ---- transformer layers (docs/design/transformer-ir.md) ------------------------------------
 
+/** `y [rows, U] + bias [U]`; on wasm with a one-pass bias gradient (wasm/kernels.ts). */
+function addBias(y: Tensor, bias: Tensor): Tensor {
+  return wasmKernels.wasmKernelsActive() ? wasmKernels.biasAdd(y, bias) : tf.add(y, bias);
+}
+
 /** Dense on the last axis of any rank: `[..., F] x [F, U] -> [..., U]`. */
 export function dense(x: Tensor, kernel: Tensor, bias?: Tensor): Tensor {
   const f = x.shape[x.shape.length - 1];
   const lead = x.shape.slice(0, -1);
   let y = tf.matMul(x.rank === 2 ? x : tf.reshape(x, [-1, f]), kernel);
-  if (bias) y = tf.add(y, bias);
+  if (bias) y = addBias(y, bias);
   return x.rank === 2 ? y : tf.reshape(y, [...lead, kernel.shape[1] as number]);
 }
 
@@ -339,6 +345,7 @@ export function positionEmbedding(x: Tensor, table: Tensor): Tensor {
 
 /** Layer norm over the last axis, biased variance: `(x - mean) / sqrt(var + eps) * gamma + beta`. */
 export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon: number): Tensor {
+  if (wasmKernels.wasmKernelsActive()) return wasmKernels.layerNorm(x, gamma, beta, epsilon);
   const axis = x.rank - 1;
   const { mean, variance } = tf.moments(x, axis, true);
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), gamma), beta);
@@ -364,23 +371,34 @@ function causalMask(t: number): Float32Array {
 /**
  * Multi-head self-attention on `x [N, T, D]` with Keras-layout weights (kernels `[D, H, K]`,
  * output `[H, K, D]`): per head softmax(q k^T / sqrt(K) + mask) v, then the output projection.
+ * On wasm the three projections run as one `[D, 3*H*K]` matmul (as the torch engine does) and the
+ * per-head products, scale, mask and softmax as one SIMD kernel each way (wasm/kernels.ts), with no
+ * head transposes; elsewhere as tfjs ops.
  */
 export function attention(x: Tensor, p: AttentionParams, heads: number, keyDim: number, causal: boolean): Tensor {
   const [n, t, d] = x.shape;
   const hk = heads * keyDim;
   const x2 = tf.reshape(x, [n * t, d]);
-  // [N*T, H*K] -> [N, T, H, K] -> [N, H, T, K] -> [N*H, T, K]
-  const project = (w: Tensor, b?: Tensor): Tensor => {
-    let y = tf.matMul(x2, tf.reshape(w, [d, hk]));
-    if (b) y = tf.add(y, tf.reshape(b, [hk]));
-    return tf.reshape(tf.transpose(tf.reshape(y, [n, t, heads, keyDim]), [0, 2, 1, 3]), [n * heads, t, keyDim]);
-  };
-  const q = project(p.queryKernel, p.queryBias), k = project(p.keyKernel, p.keyBias), v = project(p.valueKernel, p.valueBias);
-  let scores = tf.mul(matMulPlain(q, k, false, true), 1 / Math.sqrt(keyDim));
-  if (causal) scores = tf.add(scores, tf.tensor2d(causalMask(t), [t, t]));
-  const o = tf.matMul(tf.softmax(scores), v); // [N*H, T, K]
-  const merged = tf.reshape(tf.transpose(tf.reshape(o, [n, heads, t, keyDim]), [0, 2, 1, 3]), [n * t, hk]);
+  let merged: Tensor;
+  if (wasmKernels.wasmKernelsActive()) {
+    const w = tf.concat([p.queryKernel, p.keyKernel, p.valueKernel].map((k) => tf.reshape(k, [d, hk])), 1);
+    let qkv = tf.matMul(x2, w);
+    if (p.queryBias && p.keyBias && p.valueBias) qkv = addBias(qkv, tf.concat([p.queryBias, p.keyBias, p.valueBias].map((b) => tf.reshape(b, [hk]))));
+    merged = tf.reshape(wasmKernels.attentionCore(tf.reshape(qkv, [n, t, 3 * hk]), heads, keyDim, causal), [n * t, hk]);
+  } else {
+    // [N*T, H*K] -> [N, T, H, K] -> [N, H, T, K] -> [N*H, T, K]
+    const project = (w: Tensor, b?: Tensor): Tensor => {
+      let y = tf.matMul(x2, tf.reshape(w, [d, hk]));
+      if (b) y = tf.add(y, tf.reshape(b, [hk]));
+      return tf.reshape(tf.transpose(tf.reshape(y, [n, t, heads, keyDim]), [0, 2, 1, 3]), [n * heads, t, keyDim]);
+    };
+    const q = project(p.queryKernel, p.queryBias), k = project(p.keyKernel, p.keyBias), v = project(p.valueKernel, p.valueBias);
+    let scores = tf.mul(matMulPlain(q, k, false, true), 1 / Math.sqrt(keyDim));
+    if (causal) scores = tf.add(scores, tf.tensor2d(causalMask(t), [t, t]));
+    const o = tf.matMul(tf.softmax(scores), v); // [N*H, T, K]
+    merged = tf.reshape(tf.transpose(tf.reshape(o, [n, heads, t, keyDim]), [0, 2, 1, 3]), [n * t, hk]);
+  }
   let y = tf.matMul(merged, tf.reshape(p.outputKernel, [hk, d]));
-  if (p.outputBias) y = tf.add(y, p.outputBias);
+  if (p.outputBias) y = addBias(y, p.outputBias);
   return tf.reshape(y, [n, t, d]);
 }

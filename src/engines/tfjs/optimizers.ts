@@ -15,6 +15,7 @@ import { shapeToString, sizeOf } from '../../ir/shapes.ts';
 import type { Weights } from '../../ir/types.ts';
 import type { OptimizerConfig, OptimizerState } from '../engine.ts';
 import * as tf from '@tensorflow/tfjs';
+import * as wasmKernels from './wasm/kernels.ts';
 
 export interface TrainableParam { name: string; variable: Variable }
 
@@ -58,7 +59,10 @@ function slotNames(c: Resolved): string[] {
 /**
  * The optimizer works on all trainable weights at once, concatenated into one flat vector (slots
  * are flat too): a dozen large ops per step instead of a dozen small ones per weight, which on
- * wasm is dominated by per-op overhead (Adam ~4x faster on ResNetCifar-18).
+ * wasm is dominated by per-op overhead (Adam ~4x faster on ResNetCifar-18). On wasm with r2r's
+ * kernels, Adam is one pass over the weights on tfjs's heap (wasm/kernels.ts, the same float32
+ * operations in the same order, so the same bits), without the concatenation and split: 2.9 ms instead of
+ * 19-26 ms per step for the 818,241 weights of the 4/4/128 GPT (busy machine).
  */
 export class TfjsOptimizer {
   private config: Resolved;
@@ -118,6 +122,18 @@ export class TfjsOptimizer {
     if (this.params.length === 0) return;
     this.step += 1;
     const c = this.config;
+    if (c.kind === 'adam' && wasmKernels.wasmKernelsActive()) {
+      // On wasm: the same float32 operations in one pass over every weight, no concat or split.
+      const bc1 = 1 - Math.pow(c.beta1, this.step), bc2 = 1 - Math.pow(c.beta2, this.step);
+      const mv = this.slots.get('m')!, vv = this.slots.get('v')!;
+      tf.tidy(() => {
+        const r = wasmKernels.adamStep(this.params.map((q) => q.variable), this.params.map((q) => grads.get(q.name)!), mv, vv, { ...c, bc1, bc2 });
+        mv.assign(r.m);
+        vv.assign(r.v);
+        this.params.forEach((q, i) => q.variable.assign(r.params[i]));
+      });
+      return;
+    }
     tf.tidy(() => {
       const p = tf.concat(this.params.map((q) => tf.reshape(q.variable, [-1])));
       let g = tf.concat(this.params.map((q) => tf.reshape(grads.get(q.name)!, [-1])));
