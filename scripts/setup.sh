@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything r2r needs on a fresh Debian/Ubuntu machine, and does nothing that is
 # already done: npm packages, Debian's libtorch-dev (native engine), libopenblas0-pthread (an
-# optimized BLAS for libtorch's dense layers), chromium (report tests) and python3-torch (PyTorch
+# optimized BLAS for libtorch's dense layers), chromium (report tests), clang and lld (rebuild check
+# of the tfjs engine's WebAssembly kernels) and python3-torch (PyTorch
 # for Python, large: 46 MB of its own plus numpy, sympy and more; it exports the models of the
 # PyTorch -> ONNX tests and runs the PyTorch side of `npm run bench`), then builds the native
 # libtorch addon only when its sources, libtorch or Node changed. Safe to run repeatedly.
@@ -18,6 +19,10 @@ if [ "${R2R_SKIP_APT:-0}" != 1 ]; then
   [ -n "${LIBTORCH:-}" ] || dpkg -s libopenblas0-pthread >/dev/null 2>&1 || want+=(libopenblas0-pthread)
   dpkg -s chromium >/dev/null 2>&1 || want+=(chromium)
   dpkg -s python3-torch >/dev/null 2>&1 || want+=(python3-torch)
+  # clang + lld (wasm32 target): the test that rebuilds the tfjs engine's committed WebAssembly
+  # kernels (src/engines/tfjs/wasm) from their C source and compares them byte for byte.
+  dpkg -s clang >/dev/null 2>&1 || want+=(clang)
+  dpkg -s lld >/dev/null 2>&1 || want+=(lld)
 fi
 if [ ${#want[@]} -gt 0 ]; then
   sudo=""
