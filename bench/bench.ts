@@ -6,8 +6,9 @@
  * Each (engine, network) runs in its own child process, so peak RSS is that run's alone and
  * engines do not share threads or allocators. PyTorch runs bench/pytorch_reference.py (or
  * R2R_PYTORCH_REFERENCE) with the same protocol: batch 128, Adam lr 3e-3, `--warmup` untimed
- * steps then `--steps` timed ones on one random batch; inference on a batch of 256, 3 untimed
- * then 10 timed passes. Runs are paired per network and condition (PyTorch, then each engine,
+ * steps then `--steps` timed ones on one random batch; inference on a batch of 256, 5 untimed
+ * then `--infer-steps` (50) timed passes (10 were ~20 ms for the MLP: a JS garbage collection
+ * or a thread waking late there halved a measurement). Runs are paired per network and condition (PyTorch, then each engine,
  * back to back, under the same competing process) and repeated `--repeat` times; ratios are per
  * pair. Threads: each side's default unless `--threads N` (r2r: auto, the free cores; PyTorch:
  * one per core). Each side reports the BLAS library it mapped (libtorch's dense layers call it).
@@ -38,6 +39,8 @@ interface Args {
   nets: string[];
   steps: number;
   warmup: number;
+  /** Timed inference passes (batch 256), both sides. */
+  inferSteps: number;
   /** A fixed count for both sides, or each side's own default. */
   threads: number | 'default';
   batch: number;
@@ -59,7 +62,7 @@ interface Args {
 function usage(msg?: string): never {
   if (msg) console.error(`bench: ${msg}`);
   console.error(`usage: npm run bench -- [--engines torch,tfjs] [--nets ${DEFAULT_NETS}]
-       [--steps 20] [--warmup 5] [--threads N] [--batch 128] [--repeat 1] [--no-pytorch] [--json]
+       [--steps 20] [--warmup 5] [--infer-steps 50] [--threads N] [--batch 128] [--repeat 1] [--no-pytorch] [--json]
        [--busy]                  measure idle, then with one competing CPU-burning process
        [--conditions idle,busy]  the same, by name (busy alone: --conditions busy)
        [--busy-cpu N]            pin the competing process to CPU N (taskset)
@@ -71,7 +74,7 @@ threads: default = each side's own (r2r torch engine: auto, the free cores; PyTo
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { engines: ['torch', 'tfjs'], nets: DEFAULT_NETS.split(','), steps: 20, warmup: 5, threads: 'default', batch: 128, repeat: 1, json: false, pytorch: true, conditions: ['idle'],
+  const a: Args = { engines: ['torch', 'tfjs'], nets: DEFAULT_NETS.split(','), steps: 20, warmup: 5, inferSteps: 50, threads: 'default', batch: 128, repeat: 1, json: false, pytorch: true, conditions: ['idle'],
     gptNets: DEFAULT_GPT_NETS.split(','), gptSteps: 10, gptWarmup: 3 };
   let childEngine: string | undefined, childNet: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -83,6 +86,7 @@ function parseArgs(argv: string[]): Args {
       case '--nets': a.nets = v().split(',').filter(Boolean); break;
       case '--steps': a.steps = int(); break;
       case '--warmup': a.warmup = int(); break;
+      case '--infer-steps': a.inferSteps = int(); break;
       case '--threads': { const t = v(); a.threads = t === 'default' ? t : Number(t); if (t !== 'default' && !(Number.isInteger(a.threads) && (a.threads as number) >= 1)) usage('--threads needs a positive integer or default'); break; }
       case '--batch': a.batch = int(); break;
       case '--repeat': a.repeat = int(); break;
@@ -200,10 +204,10 @@ async function runChild(a: Args): Promise<void> {
   const ni = 256;
   const xe = new Float32Array(ni * size);
   for (let i = 0; i < xe.length; i++) xe[i] = rng.normal();
-  for (let i = 0; i < 3; i++) await m.forward({ x: xe, n: ni }, { training: false });
+  for (let i = 0; i < 5; i++) await m.forward({ x: xe, n: ni }, { training: false });
   t = performance.now();
-  for (let i = 0; i < 10; i++) await m.forward({ x: xe, n: ni }, { training: false });
-  const infer = (ni * 10) / ((performance.now() - t) / 1000);
+  for (let i = 0; i < a.inferSteps; i++) await m.forward({ x: xe, n: ni }, { training: false });
+  const infer = (ni * a.inferSteps) / ((performance.now() - t) / 1000);
   m.dispose();
   const out: Measurement = {
     engine: engine.name, description: engine.description, net: child.net, params: countParams(graph), threads: a.threads === 'default' ? 0 : a.threads, batch: n,
@@ -241,7 +245,7 @@ function runPytorch(py: string, script: string, net: string, a: Args): Measureme
     + 'print(json.dumps({"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))';
   const env = a.pytorchSpin !== undefined ? { ...process.env, GOMP_SPINCOUNT: a.pytorchSpin } : process.env;
   const threads = a.threads === 'default' ? '0' : String(a.threads);
-  const r = spawnSync(py, ['-c', wrapper, script, '--nets', net, '--threads', threads, '--batch', String(a.batch), '--steps', String(a.steps), '--warmup', String(a.warmup)], { encoding: 'utf8', env });
+  const r = spawnSync(py, ['-c', wrapper, script, '--nets', net, '--threads', threads, '--batch', String(a.batch), '--steps', String(a.steps), '--warmup', String(a.warmup), '--infer-steps', String(a.inferSteps)], { encoding: 'utf8', env });
   if (r.status !== 0) return `pytorch_reference.py failed: ${r.stderr.trim().split('\n').pop()}`;
   const lines = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
   const m = lines.find((l) => 'train_images_per_s' in l), rss = lines.find((l) => 'peak_rss_kb' in l);
@@ -254,7 +258,7 @@ function runPytorch(py: string, script: string, net: string, a: Args): Measureme
 
 function runEngine(engine: string, net: string, a: Args): Measurement | string {
   const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--child-engine', engine, '--child-net', net,
-    '--steps', String(a.steps), '--warmup', String(a.warmup), '--threads', String(a.threads), '--batch', String(a.batch)];
+    '--steps', String(a.steps), '--warmup', String(a.warmup), '--infer-steps', String(a.inferSteps), '--threads', String(a.threads), '--batch', String(a.batch)];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', cwd: ROOT });
   const m = lastJson(r.stdout);
   if (r.status !== 0 || !m) {
@@ -300,7 +304,7 @@ async function main(): Promise<void> {
   }
   log(`machine: ${os.cpus()[0]?.model ?? 'unknown cpu'}, ${os.availableParallelism()} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; `
     + `${process.env.GOMP_SPINCOUNT ? `GOMP_SPINCOUNT=${process.env.GOMP_SPINCOUNT}, ` : ''}threads ${a.threads === 'default' ? 'each side\'s default' : a.threads}, batch ${a.batch}, `
-    + `${a.warmup} warmup + ${a.steps} timed steps, repeat ${a.repeat}; conditions: ${a.conditions.map((c) => c === 'busy' ? `busy (one CPU-burning process${a.busyCpu !== undefined ? ` on CPU ${a.busyCpu}` : ''})` : c).join(', ')}`);
+    + `${a.warmup} warmup + ${a.steps} timed steps, inference 5 warmup + ${a.inferSteps} timed passes of 256, repeat ${a.repeat}; conditions: ${a.conditions.map((c) => c === 'busy' ? `busy (one CPU-burning process${a.busyCpu !== undefined ? ` on CPU ${a.busyCpu}` : ''})` : c).join(', ')}`);
   if (a.conditions.includes('idle') && os.loadavg()[0] > 0.5) log(`note: load average ${os.loadavg()[0].toFixed(1)} before starting: "idle" numbers are only idle on an otherwise idle machine`);
 
   interface Row { condition: Condition; engine: string; description: string; net: string; runs: Measurement[]; ratios: { train: number; infer: number }[]; failed?: string }

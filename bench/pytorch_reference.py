@@ -7,7 +7,7 @@ SmallConv and the MLP. Prints one JSON object per network on stdout, with the BL
 this process mapped.
 
 Needs PyTorch: on Debian `apt-get install -y python3-torch` (then run with /usr/bin/python3).
-Usage: pytorch_reference.py [--threads 0] [--batch 128] [--steps 20]
+Usage: pytorch_reference.py [--threads 0] [--batch 128] [--steps 20] [--infer-steps 50]
                             [--nets resnet18:0.125,smallconv:1,mlp:1,...]
 --threads 0 keeps PyTorch's default (one thread per core, or OMP_NUM_THREADS).
 """
@@ -79,6 +79,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--infer-steps", type=int, default=50)
     ap.add_argument("--nets", default="resnet18:0.125,resnet18:0.1875,resnet10:0.125,resnet18:0.5")
     a = ap.parse_args()
     if a.threads > 0: torch.set_num_threads(a.threads)
@@ -97,10 +98,10 @@ def main():
         train = a.batch * a.steps / (time.perf_counter() - t)
         m.eval(); xe = torch.randn(256, 3, 32, 32)
         with torch.no_grad():
-            for _ in range(3): m(xe)
+            for _ in range(5): m(xe)
             t = time.perf_counter()
-            for _ in range(10): m(xe)
-            infer = 256 * 10 / (time.perf_counter() - t)
+            for _ in range(a.infer_steps): m(xe)
+            infer = 256 * a.infer_steps / (time.perf_counter() - t)
         print(json.dumps({"engine": f"pytorch-{torch.__version__}", "net": spec,
                           "params": sum(p.numel() for p in m.parameters()),
                           "threads": torch.get_num_threads(), "batch": a.batch, "blas": blas_libraries(),
