@@ -34,7 +34,12 @@ async function r2rInProcess(...args: string[]): Promise<string> {
   filters.register(program);
   let out = '';
   const write = process.stdout.write;
-  process.stdout.write = ((chunk: string | Uint8Array) => { out += String(chunk); return true; }) as typeof process.stdout.write;
+  // Tee, not swallow: node --test's own report of this file also goes through process.stdout, and
+  // a line it writes meanwhile (another test's "ok") must not be lost.
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    out += String(chunk);
+    return (write as (...a: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
+  }) as typeof process.stdout.write;
   try {
     await program.parseAsync(['node', 'r2r', ...args]);
   } finally {
