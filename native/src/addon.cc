@@ -7,7 +7,6 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/version.h>
 
-#include <dlfcn.h>
 #include <malloc.h>
 
 #include <condition_variable>

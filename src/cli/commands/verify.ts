@@ -1,8 +1,9 @@
 /** `r2r verify`: apply a transform and measure how exactly the student reproduces the teacher. */
 import { Command, Option } from '@commander-js/extra-typings';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileError, R2RError, UsageError } from '../../errors.ts';
+import { R2RError, UsageError } from '../../errors.ts';
+import { checkOutputDir } from '../../io/atomic.ts';
 import { saveCheckpoint } from '../../io/checkpoint.ts';
 import { writeSafetensors } from '../../io/safetensors.ts';
 import { Rng } from '../../rng.ts';
@@ -103,8 +104,8 @@ export function register(program: Command): void {
 
 /** Before any work: --save DIR is new or an empty folder, or --overwrite says its files may go. */
 function checkSaveDir(dir: string, overwrite: boolean): void {
+  checkOutputDir(dir, '--save');
   if (!existsSync(dir)) return;
-  if (!statSync(dir).isDirectory()) throw new FileError(`--save ${dir}: is a file, not a directory`);
   const held = readdirSync(dir);
   if (held.length && !overwrite) {
     throw new UsageError(`--save ${dir} already holds ${held.slice(0, 3).join(', ')}${held.length > 3 ? ', ...' : ''}; pass --overwrite to replace teacher/, student/ and batch.safetensors there`);
