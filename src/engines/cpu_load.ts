@@ -77,7 +77,8 @@ export class ThreadAdvisor {
   /** Cores other processes used in the last window (for messages). */
   othersBusy = 0;
 
-  constructor(readonly cores = availableParallelism(), readonly minWindowMs = 250, private readonly sample: () => CpuSample | undefined = sampleCpu) {
+  constructor(readonly cores = availableParallelism(), readonly minWindowMs = 250, private readonly sample: () => CpuSample | undefined = sampleCpu,
+              private readonly clock: () => number = Date.now) {
     this.choice = cores;
     this.last = this.sample();
   }
@@ -85,14 +86,15 @@ export class ThreadAdvisor {
   /** The thread count now, measured over at least `minWindowMs` (sleeps for the rest of a first window). */
   async threads(): Promise<number> {
     if (!this.last) return this.choice;
-    const wait = this.last.at + this.minWindowMs - Date.now();
+    const wait = this.last.at + this.minWindowMs - this.clock();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     return this.recheck();
   }
 
   /** The thread count from the CPU use since the last decision; the previous one while that window is short. */
   recheck(): number {
-    if (!this.last) return this.choice;
+    // Called before every engine call: the clock first, /proc/stat (a file read) only once a window has passed.
+    if (!this.last || this.clock() - this.last.at < this.minWindowMs) return this.choice;
     const now = this.sample();
     if (!now || now.at - this.last.at < this.minWindowMs) return this.choice;
     this.othersBusy = othersBusyCores(this.last, now);
