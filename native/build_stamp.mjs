@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'n
 import path from 'node:path';
 
 /**
- * @param {{ dir: string, libtorch?: string, gypArgs?: string[], env?: Record<string, string | undefined>, libDirs?: string[] }} o
+ * @param {{ dir: string, libtorch?: string, gypArgs?: string[], env?: Record<string, string | undefined>, libDirs?: string[], onednnHeader?: string }} o
  *   dir: the native/ folder; libtorch: a LIBTORCH folder (else Debian's under /usr/lib).
  */
 export function buildStamp(o) {
@@ -22,6 +22,8 @@ export function buildStamp(o) {
     node: { version: process.version, abi: process.versions.modules, arch: process.arch, napi: process.versions.napi },
     // Not npm_config_nodedir: npm sets it, a plain `node build.mjs` does not; Node's version names the headers.
     env: { LIBTORCH: o.libtorch ?? null, LIBTORCH_CXX11_ABI: env.LIBTORCH_CXX11_ABI ?? null },
+    // binding.gyp builds oneDNN in when its headers are there (Debian's libdnnl-dev).
+    onednn: !o.libtorch && existsSync(o.onednnHeader ?? '/usr/include/oneapi/dnnl/dnnl.hpp'),
     args: o.gypArgs ?? [],
   }, null, 2) + '\n';
 }

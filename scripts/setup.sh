@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything r2r needs on a fresh Debian/Ubuntu machine, and does nothing that is
 # already done: npm packages, Debian's libtorch-dev (native engine), libopenblas0-pthread (an
-# optimized BLAS for libtorch's dense layers), chromium (report tests), clang and lld (rebuild check
+# optimized BLAS for libtorch's dense layers), libdnnl-dev (oneDNN's headers: the native engine's
+# inference dense layers; the library itself comes with libtorch), chromium (report tests), clang and lld (rebuild check
 # of the tfjs engine's WebAssembly kernels) and python3-torch (PyTorch
 # for Python, large: 46 MB of its own plus numpy, sympy and more; it exports the models of the
 # PyTorch -> ONNX tests and runs the PyTorch side of `npm run bench`), then builds the native
@@ -17,6 +18,9 @@ if [ "${R2R_SKIP_APT:-0}" != 1 ]; then
   # Debian's libtorch calls whatever libblas.so.3 is installed; the reference BLAS is about 8x
   # slower than OpenBLAS for dense layers. Installing this makes OpenBLAS that libblas.so.3.
   [ -n "${LIBTORCH:-}" ] || dpkg -s libopenblas0-pthread >/dev/null 2>&1 || want+=(libopenblas0-pthread)
+  # The addon runs inference dense layers on oneDNN (native/src/onednn_dense.cc), which Debian's
+  # libtorch already loads; only the headers are missing.
+  [ -n "${LIBTORCH:-}" ] || dpkg -s libdnnl-dev >/dev/null 2>&1 || want+=(libdnnl-dev)
   dpkg -s chromium >/dev/null 2>&1 || want+=(chromium)
   dpkg -s python3-torch >/dev/null 2>&1 || want+=(python3-torch)
   # clang + lld (wasm32 target): the test that rebuilds the tfjs engine's committed WebAssembly

@@ -9,6 +9,8 @@
 
 #include <malloc.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -27,6 +29,7 @@ class EngineThread {
     {
       std::lock_guard<std::mutex> lk(mu_);
       q_.push_back(std::move(f));
+      queued_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_one();
   }
@@ -46,6 +49,7 @@ class EngineThread {
         cv_.wait(lk, [this] { return !q_.empty(); });
         f = std::move(q_.front());
         q_.pop_front();
+        queued_.fetch_sub(1, std::memory_order_relaxed);
       }
       f();
     }
@@ -53,6 +57,7 @@ class EngineThread {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> q_;
+  std::atomic<size_t> queued_{0};
 };
 
 // Leaked on purpose: a detached thread must not outlive a destroyed queue at process exit.
@@ -100,24 +105,72 @@ struct Keep {
 
 struct JobState {
   Napi::Promise::Deferred deferred;
-  Napi::ThreadSafeFunction tsfn;
+  Napi::ThreadSafeFunction tsfn;  // jobs with a progress callback only
   bool failed = false;
   std::string error;
   explicit JobState(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
 
+/** Settles a finished job's promise on the main thread. */
+void settle(Napi::Env env, JobState& st, const std::function<Napi::Value(Napi::Env)>& done, const std::shared_ptr<Keep>& keep) {
+  if (st.failed) {
+    st.deferred.Reject(Napi::Error::New(env, st.error).Value());
+  } else {
+    try {
+      st.deferred.Resolve(done(env));  // done may read a borrowed input: release it after
+    } catch (const Napi::Error& e) {
+      st.deferred.Reject(e.Value());
+    } catch (const std::exception& e) {
+      st.deferred.Reject(Napi::Error::New(env, describe(e)).Value());
+    }
+  }
+  if (keep) keep->ref.Reset();
+}
+
+/**
+ * The main thread's side of finished jobs without progress: one thread-safe function for the
+ * addon's lifetime, referenced (keeping the event loop alive) only while jobs are in flight.
+ * Why not one per job: creating and releasing a thread-safe function opens and closes a libuv
+ * handle, waking the main thread about four times per job; on 2 cores every wake preempts one of
+ * the two compute threads (an MLP's inference passes were preempted ~2,000 times a second).
+ */
+struct Finished {
+  std::function<void(Napi::Env)> run;
+};
+struct AddonData;
+void runFinished(Napi::Env env, Napi::Function, AddonData* ad, Finished* f);
+using DoneChannel = Napi::TypedThreadSafeFunction<AddonData, Finished, runFinished>;
+
+struct AddonData {
+  Napi::FunctionReference datasetCtor;
+  DoneChannel done;
+  int64_t inFlight = 0;  // main thread only
+};
+
+void runFinished(Napi::Env env, Napi::Function, AddonData* ad, Finished* f) {
+  std::unique_ptr<Finished> owned(f);
+  if (env == nullptr) return;  // the environment is shutting down
+  if (--ad->inFlight == 0) ad->done.Unref(env);
+  f->run(env);
+}
+
 /**
  * Posts `work` to the engine thread; `done` builds the resolved value on the main thread.
- * `progress` (optional JS function) receives (batchesDone, meanLoss) from the reporter.
+ * `progress` (optional JS function) receives (batchesDone, meanLoss) from the reporter; such a
+ * job settles through its own thread-safe function, so its progress calls arrive before it settles.
  */
 Napi::Promise schedule(Napi::Env env, std::shared_ptr<ModelState> model, std::function<void(const Reporter&)> work,
                        std::function<Napi::Value(Napi::Env)> done, Napi::Function progress = Napi::Function(),
                        std::shared_ptr<Keep> keep = nullptr) {
   auto st = std::make_shared<JobState>(env);
-  Napi::Function fn = progress.IsEmpty() ? Napi::Function::New(env, [](const Napi::CallbackInfo&) {}) : progress;
-  st->tsfn = Napi::ThreadSafeFunction::New(env, fn, "r2r-torch-job", 0, 1);
   const bool hasProgress = !progress.IsEmpty();
-  engine().post([st, model, work = std::move(work), done = std::move(done), hasProgress, keep]() {
+  AddonData* ad = env.GetInstanceData<AddonData>();
+  if (hasProgress) {
+    st->tsfn = Napi::ThreadSafeFunction::New(env, progress, "r2r-torch-job", 0, 1);
+  } else if (ad->inFlight++ == 0) {
+    ad->done.Ref(env);
+  }
+  engine().post([st, model, work = std::move(work), done = std::move(done), hasProgress, keep, ad]() {
     Reporter report;
     if (hasProgress) {
       report = [st](int64_t batches, double loss) {
@@ -145,21 +198,13 @@ Napi::Promise schedule(Napi::Env env, std::shared_ptr<ModelState> model, std::fu
       st->failed = true;
       st->error = describe(e);
     }
-    st->tsfn.BlockingCall([st, done, keep](Napi::Env env, Napi::Function) {
-      if (st->failed) {
-        st->deferred.Reject(Napi::Error::New(env, st->error).Value());
-      } else {
-        try {
-          st->deferred.Resolve(done(env));  // done may read a borrowed input: release it after
-        } catch (const Napi::Error& e) {
-          st->deferred.Reject(e.Value());
-        } catch (const std::exception& e) {
-          st->deferred.Reject(Napi::Error::New(env, describe(e)).Value());
-        }
-      }
-      if (keep) keep->ref.Reset();
-    });
-    st->tsfn.Release();
+    if (hasProgress) {
+      st->tsfn.BlockingCall([st, done, keep](Napi::Env env, Napi::Function) { settle(env, *st, done, keep); });
+      st->tsfn.Release();
+    } else {
+      auto* f = new Finished{[st, done, keep](Napi::Env env) { settle(env, *st, done, keep); }};
+      if (ad->done.BlockingCall(f) != napi_ok) delete f;  // closing: the environment is gone
+    }
   });
   return st->deferred.Promise();
 }
@@ -350,10 +395,6 @@ class DatasetWrap : public Napi::ObjectWrap<DatasetWrap> {
   }
 };
 
-struct AddonData {
-  Napi::FunctionReference datasetCtor;
-};
-
 // ---- Model ----
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
@@ -396,6 +437,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       throw Napi::Error::New(env, "device 'cuda' requested, but this libtorch build has no CUDA or no GPU is visible");
     }
     opts.channelsLast = flag(o, "channelsLast", false);
+    opts.onednn = flag(o, "onednn", true);
     state_ = std::make_shared<ModelState>();
     state_->threads = static_cast<int>(num(o, "threads", 0));
     state_->labelsPerExample = std::max<int64_t>(1, static_cast<int64_t>(num(o, "labelsPerExample", 1)));
@@ -708,6 +750,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("defaultThreads", Napi::Number::New(env, at::get_num_threads()));
   o.Set("parallelInfo", at::get_parallel_info());
   o.Set("openblasThreads", Napi::Boolean::New(env, r2r::openblasSetThreads() != nullptr));
+  o.Set("onednn", Napi::Boolean::New(env, r2r::OneDnnDense::available()));  // inference dense layers
 #ifdef _OPENMP
   o.Set("openmp", true);  // the addon's own at::parallel_for loops run on the OpenMP team
 #else
@@ -732,6 +775,8 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   }
 #endif
   auto* ad = new AddonData();
+  ad->done = DoneChannel::New(env, "r2r-torch-done", 0, 1, ad);
+  ad->done.Unref(env);  // referenced only while jobs are in flight (schedule, runFinished)
   Napi::Function ds = DatasetWrap::Init(env);
   ad->datasetCtor = Napi::Persistent(ds);
   env.SetInstanceData<AddonData>(ad);

@@ -111,7 +111,8 @@ torch::Tensor batchNormInferChannelsInner(const torch::Tensor& x, const torch::T
 // share two (MLP inference 0.5x PyTorch); on the OpenMP workers themselves nothing competes.
 // Split by output features when there are enough of them (each thread then packs only its part of
 // the weights: 256x3072x256 took 1.37 ms against 1.46-1.52 ms split by rows, 1.73-1.81 ms on
-// OpenBLAS's two threads), else by rows. Training keeps at::linear (autograd records it).
+// OpenBLAS's two threads, on an AMD EPYC), else by rows. The fallback of Net::denseInfer where
+// oneDNN is not built in. Training keeps at::linear (autograd records it).
 torch::Tensor linearSplit(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   const int threads = at::get_num_threads();
   const BlasSetThreads setBlas = openblasSetThreads();
@@ -226,6 +227,7 @@ Net::Net(std::vector<OpSpec> ops, int output, NetOptions opts)
   }
   if (!haveInput) throw std::invalid_argument("graph has no input node");
   if (output_ < 0 || static_cast<size_t>(output_) >= n) throw std::invalid_argument("output index out of range");
+  dense_.resize(n);
   inplaceOk_.assign(n, false);
   const char* ip = std::getenv("R2R_TORCH_INPLACE");  // 0: never reuse a buffer (for profiling)
   if (ip && std::string(ip) == "0") return;
@@ -320,6 +322,21 @@ torch::Tensor Net::pool(const OpSpec& op, const torch::Tensor& x) const {
   return num / den;
 }
 
+torch::Tensor Net::denseInfer(size_t op, const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  // [N, F] or [N, T, F] (Keras Dense acts on the last axis): oneDNN on the rows when it can.
+  if (opts_.onednn && x.is_contiguous()) {
+    const torch::Tensor rows = x.dim() == 2 ? x : x.view({-1, x.size(-1)});
+    const torch::Tensor y = dense_[op].forward(rows, w, b);
+    if (y.defined()) {
+      if (x.dim() == 2) return y;
+      std::vector<int64_t> shape = x.sizes().vec();
+      shape.back() = w.size(0);
+      return y.view(shape);
+    }
+  }
+  return linearSplit(x, w, b);
+}
+
 torch::Tensor Net::forward(const torch::Tensor& x, Mode mode) {
   const bool train = mode != Mode::Infer;
   const bool cudnn = opts_.device.is_cuda();
@@ -341,7 +358,7 @@ torch::Tensor Net::forward(const torch::Tensor& x, Mode mode) {
       case OpKind::Dense:
         // Keras Dense acts on the last axis: [N, F] and [N, T, F] directly, NCHW via NHWC.
         out = op.spatialIn ? at::linear(v[op.inputs[0]].permute({0, 2, 3, 1}), P(0), P(1)).permute({0, 3, 1, 2})
-                           : mode == Mode::Infer ? linearSplit(v[op.inputs[0]], P(0), P(1))
+                           : mode == Mode::Infer ? denseInfer(i, v[op.inputs[0]], P(0), P(1))
                            : at::linear(v[op.inputs[0]], P(0), P(1));
         break;
       case OpKind::Embedding:
@@ -627,6 +644,8 @@ void Net::adamStep() {
       });
     };
     if (wd != 0) kernel(std::true_type{}); else kernel(std::false_type{});
+    // Raw writes bypass the version counter; bump it as an in-place op would (OneDnnDense reads it).
+    for (auto* t : {&p, &m, &v}) t->unsafeGetTensorImpl()->bump_version();
   }
 }
 
@@ -642,7 +661,14 @@ StepStats Net::trainStepInternal(const torch::Tensor& x, const torch::Tensor& y)
     correct = countCorrect(logits, y);
   }
   lossT.backward();
-  if (optCfg_.kind == "adam") adamStep(); else optimizer_->step();
+  if (optCfg_.kind == "adam") {
+    adamStep();
+  } else {
+    optimizer_->step();
+    // libtorch's SGD writes through p.data(), a view with its own version counter: bump the
+    // parameters' own, which OneDnnDense's cached kernels are checked against.
+    for (auto& p : trainable_) p.unsafeGetTensorImpl()->bump_version();
+  }
   step_++;
   return {lossT.item<double>(), correct};
 }

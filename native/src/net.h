@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "onednn_dense.h"
+
 namespace r2r {
 
 enum class OpKind {
@@ -59,6 +61,7 @@ struct NetOptions {
   torch::Device device = torch::kCPU;
   bool channelsLast = false;
   uint64_t seed = 0;  // the model's own dropout generator (as the tfjs engine's)
+  bool onednn = true;  // dense layers in inference through oneDNN when it is built in (tests turn it off)
 };
 
 // DenseKernel: the project tensor, viewed as a matrix [rows, numel / rows], is the transpose of
@@ -134,6 +137,8 @@ class Net {
   torch::Tensor conv(const OpSpec& op, const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
   torch::Tensor pool(const OpSpec& op, const torch::Tensor& x) const;
   torch::Tensor attention(size_t i, const torch::Tensor& x);
+  /** Dense op `op` in inference: oneDNN with a cached reordered kernel, else BLAS. */
+  torch::Tensor denseInfer(size_t op, const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
   StepStats trainStepInternal(const torch::Tensor& x, const torch::Tensor& y);
   void adamStep();
   Param& param(const std::string& name);
@@ -151,6 +156,7 @@ class Net {
   std::vector<torch::Tensor> masks_;  // causal attention: [T, T] additive mask (0 / -inf)
   std::vector<int> lastUse_;     // last op index reading each op's output
   std::vector<bool> inplaceOk_;  // the op's output may be overwritten by its single consumer
+  std::vector<OneDnnDense> dense_;  // per op; used by dense ops in inference
   std::vector<torch::Tensor> trainable_;
   std::vector<int> trainableIndex_;  // params_ index of each trainable tensor
   std::unique_ptr<torch::optim::Optimizer> optimizer_;

@@ -27,6 +27,12 @@ test('the build stamp changes with the sources, the libtorch library and the fla
   const c = stamp();
   assert.notEqual(c, b, 'libtorch changed');
   assert.notEqual(stamp(['--debug']), c, 'other node-gyp flags');
+  // Debian's libtorch: installing libdnnl-dev (oneDNN's headers) changes what binding.gyp builds.
+  const header = join(dir, 'dnnl.hpp');
+  const debian = () => buildStamp({ dir, libDirs: [lib], env: {}, onednnHeader: header }) as string;
+  const without = debian();
+  writeFileSync(header, '');
+  assert.notEqual(debian(), without, 'oneDNN headers installed');
 });
 
 test('build:native --if-changed does nothing when the built addon is up to date', (t) => {

@@ -379,7 +379,7 @@ export async function createTorchEngine(opts: TorchEngineOptions = {}): Promise<
   const channelsLast = opts.channelsLast ?? envFlag('R2R_TORCH_CHANNELS_LAST') ?? false;
   return {
     name: 'torch',
-    description: `libtorch ${info.torchVersion} (${device}, ${threadText}${channelsLast ? ', channels_last' : ''})`,
+    description: `libtorch ${info.torchVersion} (${device}, ${threadText}${channelsLast ? ', channels_last' : ''}${info.onednn && device === 'cpu' ? ', oneDNN dense' : ''})`,
     async build(graph: Graph, weights: Weights, b: BuildOptions = {}): Promise<EngineModel> {
       const threads = b.threads ?? (advisor ? await advisor.threads() : start);
       return TorchModel.create(addon, graph, weights, {

@@ -65,8 +65,8 @@ export interface NativeModel {
 
 export interface NativeAddon {
   /** `labelsPerExample`: T for a token model (one target per position), else 1. */
-  NativeModel: new (ops: NativeOpSpec[], output: number, opts: { device: string; threads: number; channelsLast: boolean; seed?: number; labelsPerExample?: number }) => NativeModel;
-  info(): { torchVersion: string; cuda: boolean; cudaDevices: number; defaultThreads: number; parallelInfo: string; openblasThreads?: boolean; openmp?: boolean };
+  NativeModel: new (ops: NativeOpSpec[], output: number, opts: { device: string; threads: number; channelsLast: boolean; seed?: number; labelsPerExample?: number; onednn?: boolean }) => NativeModel;
+  info(): { torchVersion: string; cuda: boolean; cudaDevices: number; defaultThreads: number; parallelInfo: string; openblasThreads?: boolean; openmp?: boolean; onednn?: boolean };
 }
 
 /** Where the addon is looked for; R2R_TORCH_ADDON overrides (a prebuilt .node elsewhere). */
