@@ -93,6 +93,15 @@ test('npm pack, install into a fresh project, and use r2r from plain node, requi
   for (const p of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bin/r2r.js', 'native/binding.gyp', 'native/build.mjs', 'native/install.mjs', 'native/src/addon.cc', 'README.md', 'LICENSE', 'package.json']) {
     assert.ok(paths.includes(p), `the tarball lacks ${p}`);
   }
+  // What `npx r2r-build-native` needs: every module the packed build scripts import, every source binding.gyp compiles.
+  for (const script of paths.filter((p) => /^native\/[^/]+\.mjs$/.test(p))) {
+    for (const m of readFileSync(join(ROOT, script), 'utf8').matchAll(/from '\.\/([^']+)'/g)) {
+      assert.ok(paths.includes(`native/${m[1]}`), `${script} imports ./${m[1]}, which the tarball lacks`);
+    }
+  }
+  for (const m of readFileSync(join(ROOT, 'native/binding.gyp'), 'utf8').matchAll(/"(src\/[^"]+)"/g)) {
+    assert.ok(paths.includes(`native/${m[1]}`), `binding.gyp compiles ${m[1]}, which the tarball lacks`);
+  }
   const stray = paths.filter((p) => /^(src|test|docs|bench|scripts|\.ci)\//.test(p) || p.endsWith('.test.js') || p.endsWith('.test.d.ts') || p.endsWith('.ts') && !p.endsWith('.d.ts'));
   assert.deepEqual(stray, [], 'the tarball holds only what a user needs');
   assert.ok(size < 400_000, `tarball is ${size} bytes`);
