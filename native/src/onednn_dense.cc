@@ -90,12 +90,19 @@ torch::Tensor OneDnnDense::forward(const torch::Tensor& x, const torch::Tensor& 
       const dnnl::matmul::desc d = b.defined() ? dnnl::matmul::desc(src, weightsAny, memory::desc({1, units}, kF32, Tag::ab), dst)
                                                : dnnl::matmul::desc(src, weightsAny, dst);
       dnnl::matmul::primitive_desc pd(d, cpuEngine());
-      // w [units, k] row-major is the [k, units] matrix in column-major ('ba') order.
-      const torch::Tensor wc = w.contiguous();
-      memory plain({{k, units}, kF32, Tag::ba}, cpuEngine(), wc.data_ptr<float>());
-      memory reordered(pd.weights_desc(), cpuEngine());
-      dnnl::reorder(plain, reordered).execute(stream, plain, reordered);
-      stream.wait();
+      // Primitives for other batch sizes often ask for the same layout: share that copy.
+      memory reordered;
+      for (const auto& it : s.entries) {
+        if (it.pd.weights_desc() == pd.weights_desc()) reordered = it.weights;
+      }
+      if (!reordered) {
+        // w [units, k] row-major is the [k, units] matrix in column-major ('ba') order.
+        const torch::Tensor wc = w.contiguous();
+        memory plain({{k, units}, kF32, Tag::ba}, cpuEngine(), wc.data_ptr<float>());
+        reordered = memory(pd.weights_desc(), cpuEngine());
+        dnnl::reorder(plain, reordered).execute(stream, plain, reordered);
+        stream.wait();
+      }
       if (s.entries.size() >= 8) s.entries.erase(s.entries.begin());  // batch sizes seen: a few
       s.entries.push_back({rows, threads, b.defined(), pd, dnnl::matmul(pd), reordered});
       e = &s.entries.back();
