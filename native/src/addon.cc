@@ -9,8 +9,6 @@
 
 #include <malloc.h>
 
-#include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -29,7 +27,6 @@ class EngineThread {
     {
       std::lock_guard<std::mutex> lk(mu_);
       q_.push_back(std::move(f));
-      queued_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_one();
   }
@@ -49,7 +46,6 @@ class EngineThread {
         cv_.wait(lk, [this] { return !q_.empty(); });
         f = std::move(q_.front());
         q_.pop_front();
-        queued_.fetch_sub(1, std::memory_order_relaxed);
       }
       f();
     }
@@ -57,7 +53,6 @@ class EngineThread {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> q_;
-  std::atomic<size_t> queued_{0};
 };
 
 // Leaked on purpose: a detached thread must not outlive a destroyed queue at process exit.
@@ -134,9 +129,7 @@ void settle(Napi::Env env, JobState& st, const std::function<Napi::Value(Napi::E
  * handle, waking the main thread about four times per job; on 2 cores every wake preempts one of
  * the two compute threads (an MLP's inference passes were preempted ~2,000 times a second).
  */
-struct Finished {
-  std::function<void(Napi::Env)> run;
-};
+using Finished = std::function<void(Napi::Env)>;
 struct AddonData;
 void runFinished(Napi::Env env, Napi::Function, AddonData* ad, Finished* f);
 using DoneChannel = Napi::TypedThreadSafeFunction<AddonData, Finished, runFinished>;
@@ -151,7 +144,7 @@ void runFinished(Napi::Env env, Napi::Function, AddonData* ad, Finished* f) {
   std::unique_ptr<Finished> owned(f);
   if (env == nullptr) return;  // the environment is shutting down
   if (--ad->inFlight == 0) ad->done.Unref(env);
-  f->run(env);
+  (*f)(env);
 }
 
 /**
@@ -202,7 +195,7 @@ Napi::Promise schedule(Napi::Env env, std::shared_ptr<ModelState> model, std::fu
       st->tsfn.BlockingCall([st, done, keep](Napi::Env env, Napi::Function) { settle(env, *st, done, keep); });
       st->tsfn.Release();
     } else {
-      auto* f = new Finished{[st, done, keep](Napi::Env env) { settle(env, *st, done, keep); }};
+      auto* f = new Finished([st, done, keep](Napi::Env env) { settle(env, *st, done, keep); });
       if (ad->done.BlockingCall(f) != napi_ok) delete f;  // closing: the environment is gone
     }
   });

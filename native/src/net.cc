@@ -645,7 +645,7 @@ void Net::adamStep() {
     };
     if (wd != 0) kernel(std::true_type{}); else kernel(std::false_type{});
     // Raw writes bypass the version counter; bump it as an in-place op would (OneDnnDense reads it).
-    for (auto* t : {&p, &m, &v}) t->unsafeGetTensorImpl()->bump_version();
+    p.unsafeGetTensorImpl()->bump_version();
   }
 }
 

@@ -37,7 +37,6 @@ struct OneDnnDense::Impl {
   struct Entry {
     int64_t rows;
     int threads;
-    bool bias;
     dnnl::matmul::primitive_desc pd;
     dnnl::matmul prim;
     memory weights;
@@ -81,7 +80,7 @@ torch::Tensor OneDnnDense::forward(const torch::Tensor& x, const torch::Tensor& 
   const int threads = at::get_num_threads();
   Impl::Entry* e = nullptr;
   for (auto& it : s.entries) {
-    if (it.rows == rows && it.threads == threads && it.bias == b.defined()) e = &it;
+    if (it.rows == rows && it.threads == threads) e = &it;
   }
   dnnl::stream& stream = cpuStream();
   if (e == nullptr) {
@@ -104,7 +103,7 @@ torch::Tensor OneDnnDense::forward(const torch::Tensor& x, const torch::Tensor& 
         stream.wait();
       }
       if (s.entries.size() >= 8) s.entries.erase(s.entries.begin());  // batch sizes seen: a few
-      s.entries.push_back({rows, threads, b.defined(), pd, dnnl::matmul(pd), reordered});
+      s.entries.push_back({rows, threads, pd, dnnl::matmul(pd), reordered});
       e = &s.entries.back();
     } catch (const dnnl::error&) {
       s.unsupported = true;

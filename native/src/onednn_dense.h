@@ -32,7 +32,7 @@ class OneDnnDense {
    * x [M, K] · wᵀ + b with w [units, K] (torch's Linear layout), for CPU float32 contiguous
    * tensors; an undefined tensor when this path does not apply (the caller falls back). The
    * reordered kernel is cached until w changes (its TensorImpl or version counter), so it must be
-   * called with the same op's kernel every time.
+   * called with the same op's kernel and bias (or none) every time.
    */
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
 

@@ -96,7 +96,7 @@ export class ThreadAdvisor {
     // Called before every engine call: the clock first, /proc/stat (a file read) only once a window has passed.
     if (!this.last || this.clock() - this.last.at < this.minWindowMs) return this.choice;
     const now = this.sample();
-    if (!now || now.at - this.last.at < this.minWindowMs) return this.choice;
+    if (!now) return this.choice;
     this.othersBusy = othersBusyCores(this.last, now);
     this.choice = chooseThreads(Math.min(this.cores, now.cpus || this.cores), this.othersBusy);
     this.last = now;

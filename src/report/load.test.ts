@@ -51,8 +51,7 @@ describe('loadSuite', () => {
 
   test('a copied suite whose teacher cache folder is gone still links students to the teacher in it (runner names: <name>-<12 hex>)', () => {
     const dir = join(root, 'copied');
-    const [tdir, sdir] = writeSyntheticSuite(dir, [SYNTHETIC_SUITE[0], { ...SYNTHETIC_SUITE[2], teacher: undefined }]);
-    void tdir;
+    const [, sdir] = writeSyntheticSuite(dir, [SYNTHETIC_SUITE[0], { ...SYNTHETIC_SUITE[2], teacher: undefined }]);
     // As the experiment runner writes it, after the results were copied away from its cache.
     writeFileSync(join(sdir, 'run.json'), JSON.stringify({ name: 'NCT-R2WiderR', config: { teacher: { name: 'NCT-WidenTeacher', dir: 'results/.teachers/NCT-WidenTeacher-d218d315cb04', flops: 1 } }, engine: 'x', startedAt: '', status: 'completed' }));
     const s = loadSuite(dir);

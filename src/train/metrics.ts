@@ -5,6 +5,7 @@ import { CheckpointError } from '../errors.ts';
  * The records a training run writes to `metrics.jsonl`, one JSON object a line, and the run's
  * `run.json`. Reports read these; keep fields additive.
  */
+import { TRANSFORM_KINDS } from '../transforms/index.ts';
 import type { TransformReport } from '../transforms/types.ts';
 
 /** FLOPs convention, stated once: a training step costs 3x the forward multiply-adds (forward + backward). */
@@ -83,7 +84,7 @@ const EpochRecordSchema = z.looseObject({
   flops: z.number().min(0), macsPerExample: count, params: count, arch: z.string(), wallSeconds: z.number().min(0),
 });
 const TransformRecordSchema = z.looseObject({
-  type: z.literal('transform'), epoch: count, step: count, transform: z.enum(['widen', 'deepen', 'kernel', 'mlp', 'heads', 'width']), method: z.string(), spec: z.string(),
+  type: z.literal('transform'), epoch: count, step: count, transform: z.enum(TRANSFORM_KINDS), method: z.string(), spec: z.string(),
   valAccBefore: metric, valAccAfter: metric, valLossBefore: metric, valLossAfter: metric, paramsBefore: count, paramsAfter: count,
   archBefore: z.string(), archAfter: z.string(), flops: z.number().min(0),
 });

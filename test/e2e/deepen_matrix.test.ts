@@ -8,12 +8,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadAddon } from '../../src/engines/torch/native.ts';
+import { torchUnavailable as torchMissing } from '../helpers/torch_available.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const inCI = process.env.CI === 'true' || process.env.CI === '1';
-let torchMissing: string | undefined;
-try { loadAddon(); } catch (e) { torchMissing = e instanceof Error ? e.message : String(e); }
 if (torchMissing && !inCI) console.warn(`\n!!! deepen_matrix.test.ts runs tfjs only: ${torchMissing}\n`);
 const engines = torchMissing && !inCI ? 'tfjs' : 'tfjs,torch';
 

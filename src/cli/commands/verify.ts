@@ -8,7 +8,7 @@ import { saveCheckpoint } from '../../io/checkpoint.ts';
 import { writeSafetensors } from '../../io/safetensors.ts';
 import { Rng } from '../../rng.ts';
 import { INIT_METHODS, type InitMethod } from '../../transforms/init.ts';
-import type { TransformSpec } from '../../transforms/index.ts';
+import { TRANSFORM_KINDS, type TransformSpec } from '../../transforms/index.ts';
 import { threadsOption } from './train.ts';
 import { EXACT_TOLERANCE, verifyTransform } from '../../verify.ts';
 import { blockOption, dimOption, headsOption, layersOption, vocabOption } from './common.ts';
@@ -25,7 +25,7 @@ export function register(program: Command): void {
     .addOption(widthOption())
     .addOption(layersOption()).addOption(headsOption()).addOption(dimOption()).addOption(blockOption()).addOption(vocabOption())
     .addOption(checkpointOption())
-    .addOption(new Option('--transform <t>', 'widen, deepen or kernel (kernel-size morph); transformers: mlp (MLP hidden units), heads (attention heads), width (the residual stream), deepen (whole blocks)').choices(['widen', 'deepen', 'kernel', 'mlp', 'heads', 'width'] as const).default('widen' as const))
+    .addOption(new Option('--transform <t>', 'widen, deepen or kernel (kernel-size morph); transformers: mlp (MLP hidden units), heads (attention heads), width (the residual stream), deepen (whole blocks)').choices(TRANSFORM_KINDS).default('widen' as const))
     .addOption(new Option('--method <m>', 'widen, mlp, heads, width: r2r|net2net|netmorph|random; deepen: r2r|net2net|random (transformers: r2r|netmorph|random); kernel: netmorph').default('r2r'))
     .addOption(new Option('--factor <f>', 'widen: multiply channels by f (1.5 = the paper\'s widen); mlp, heads, width: default 2').argParser(parseNumber('--factor', { above: 1 })))
     .addOption(new Option('--add <e>', 'widen, mlp, width: add E channels instead of a factor; heads: add E heads').argParser(parseInteger('--add', 1)))
