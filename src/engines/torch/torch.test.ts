@@ -122,7 +122,8 @@ describe('torch engine', { skip }, () => {
   });
 
   it('the addon is built with oneDNN where Debian\'s libtorch and libdnnl-dev are installed (scripts/setup.sh installs both)', () => {
-    // Without it, dense layers in inference fall back to BLAS: correct, but an MLP infers ~25% slower.
+    // Without it, dense layers in inference fall back to BLAS: correct, but mlp:1 inferred 0.83x
+    // PyTorch that way (docs/bench/2026-12-01b.md) against 1.16x-1.19x with oneDNN (2026-12-01c.md).
     const debian = !process.env.LIBTORCH && existsSync('/usr/include/oneapi/dnnl/dnnl.hpp');
     assert.equal(loadAddon().info().onednn ?? false, debian && process.env.R2R_TORCH_ONEDNN !== '0');
   });
